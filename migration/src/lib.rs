@@ -1,0 +1,30 @@
+//! gatehouse's schema as code-defined migrations for PostgreSQL,
+//! MySQL/MariaDB and SQLite, and the one migration CLI behind
+//! `sea-orm-cli migrate`, `cargo run -p migration` and `gatehouse migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+pub mod cli;
+mod columns;
+pub mod render;
+
+pub mod m20260115_000001_create_initial_schema;
+mod m20260115_000002_seed_default_rbac;
+pub mod m20260115_000003_create_security_enhancements;
+mod m20260115_000004_add_session_security;
+mod m20260115_000005_seed_data_classification;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20260115_000001_create_initial_schema::Migration),
+            Box::new(m20260115_000002_seed_default_rbac::Migration),
+            Box::new(m20260115_000003_create_security_enhancements::Migration),
+            Box::new(m20260115_000004_add_session_security::Migration),
+            Box::new(m20260115_000005_seed_data_classification::Migration),
+        ]
+    }
+}

@@ -1,0 +1,1 @@
+//! gatehouse: the security data layer.
