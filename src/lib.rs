@@ -1,1 +1,12 @@
-//! gatehouse: the security data layer.
+//! gatehouse: the security data layer. Typed access to the tables declared in
+//! the `entity` crate and built by the `migration` crate, on PostgreSQL,
+//! MySQL/MariaDB and SQLite.
+
+pub mod error;
+pub mod schema;
+pub mod seed;
+
+pub use entity;
+pub use error::{Constraint, Error, constraint_violation};
+pub use migration::Migrator;
+pub use seed::seed;

@@ -1,1 +1,25 @@
-fn main() {}
+//! The `gatehouse` operator CLI.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Operate a gatehouse database.
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Migrate the schema (the same CLI as `sea-orm-cli migrate`).
+    Migrate(migration::cli::Cli),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Migrate(cli) => migration::cli::run(cli),
+    }
+}

@@ -15,6 +15,7 @@ use sea_orm_migration::sea_orm::{ConnectOptions, Database, DatabaseConnection, D
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 use crate::Migrator;
+use crate::render::{Direction, render_sql};
 
 /// Where the database lives when neither `--database-url` nor `DATABASE_URL` says.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
@@ -75,6 +76,35 @@ pub enum Command {
     Refresh,
     /// Roll back all applied migrations.
     Reset,
+    /// Print the SQL of migrations for a backend, without a database.
+    Sql {
+        /// Backend to render for.
+        #[arg(long, value_enum, default_value_t = Backend::Postgres)]
+        backend: Backend,
+        /// Print the rollback statements instead (newest migration first).
+        #[arg(long)]
+        down: bool,
+        /// Migrations to print (default: all).
+        names: Vec<String>,
+    },
+}
+
+/// A backend to render SQL for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+impl From<Backend> for DbBackend {
+    fn from(backend: Backend) -> Self {
+        match backend {
+            Backend::Postgres => DbBackend::Postgres,
+            Backend::Mysql => DbBackend::MySql,
+            Backend::Sqlite => DbBackend::Sqlite,
+        }
+    }
 }
 
 /// Runs the CLI with the process arguments; what a `main` calls.
@@ -101,6 +131,20 @@ pub fn run(cli: Cli) -> ExitCode {
 pub async fn run_async(cli: Cli) -> ExitCode {
     let _ = dotenvy::dotenv();
     init_logging(cli.connection.verbose);
+    if let Some(Command::Sql {
+        backend,
+        down,
+        names,
+    }) = &cli.command
+    {
+        return match print_sql((*backend).into(), *down, names).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let db = match connect(&cli.connection).await {
         Ok(db) => db,
         Err(err) => {
@@ -225,7 +269,40 @@ pub async fn execute(db: &DatabaseConnection, command: &Command) -> Result<(), D
             down(db, None).await?;
             Migrator::uninstall(db).await
         }
+        Command::Sql {
+            backend,
+            down,
+            names,
+        } => print_sql((*backend).into(), *down, names).await,
     }
+}
+
+/// Prints the statements of the named migrations (all when `names` is
+/// empty), in the order they would run, each ending in `;`.
+async fn print_sql(backend: DbBackend, down: bool, names: &[String]) -> Result<(), DbErr> {
+    let mut migrations = Migrator::migrations();
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| !migrations.iter().any(|m| m.name() == n.as_str()))
+    {
+        return Err(DbErr::Migration(format!(
+            "no migration is named `{unknown}`; `status` lists them"
+        )));
+    }
+    if !names.is_empty() {
+        migrations.retain(|m| names.iter().any(|n| n == m.name()));
+    }
+    if down {
+        migrations.reverse();
+    }
+    let direction = if down { Direction::Down } else { Direction::Up };
+    for migration in &migrations {
+        println!("-- {}", migration.name());
+        for statement in render_sql(migration.as_ref(), backend, direction).await? {
+            println!("{statement};");
+        }
+    }
+    Ok(())
 }
 
 async fn up(db: &DatabaseConnection, num: Option<u32>) -> Result<(), DbErr> {

@@ -1,0 +1,64 @@
+//! The library's error type, and how database constraint violations are
+//! recognised portably across PostgreSQL, MySQL/MariaDB and SQLite.
+
+use sea_orm::{DbErr, RuntimeErr, sqlx};
+
+/// What went wrong, named after what the caller has to decide.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A row with the same unique value exists already.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row refers to a row that does not exist (or is still referred to).
+    #[error("reference violation: {0}")]
+    Reference(String),
+    /// A value is outside what the schema allows.
+    #[error("invalid value: {0}")]
+    Invalid(String),
+    /// The thing asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Any other database failure.
+    #[error(transparent)]
+    Db(DbErr),
+}
+
+impl From<DbErr> for Error {
+    /// Constraint violations become their own variants; everything else stays a `Db` error.
+    fn from(err: DbErr) -> Self {
+        match constraint_violation(&err) {
+            Some(Constraint::Unique) => Self::Conflict(err.to_string()),
+            Some(Constraint::ForeignKey) => Self::Reference(err.to_string()),
+            Some(Constraint::Check | Constraint::NotNull) => Self::Invalid(err.to_string()),
+            None => Self::Db(err),
+        }
+    }
+}
+
+/// The kind of integrity constraint a statement violated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Constraint {
+    Unique,
+    ForeignKey,
+    Check,
+    NotNull,
+}
+
+/// Which constraint, if any, `err` reports as violated, on every backend
+/// (sea-orm's own `SqlErr` knows unique and foreign keys only).
+pub fn constraint_violation(err: &DbErr) -> Option<Constraint> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return None;
+    };
+    let sqlx::Error::Database(e) = e.as_ref() else {
+        return None;
+    };
+    match e.kind() {
+        sqlx::error::ErrorKind::UniqueViolation => Some(Constraint::Unique),
+        sqlx::error::ErrorKind::ForeignKeyViolation => Some(Constraint::ForeignKey),
+        sqlx::error::ErrorKind::CheckViolation => Some(Constraint::Check),
+        sqlx::error::ErrorKind::NotNullViolation => Some(Constraint::NotNull),
+        _ => None,
+    }
+}
