@@ -199,7 +199,7 @@ mod postgres {
                     ix.indisprimary AS p, pg_get_indexdef(ix.indexrelid) AS def, \
                     array_to_string(ARRAY( \
                         SELECT pg_get_indexdef(ix.indexrelid, k, true) \
-                        FROM generate_subscripts(ix.indkey, 1) AS k ORDER BY k), '|') AS cols \
+                        FROM generate_series(1, ix.indnatts) AS k ORDER BY k), '|') AS cols \
              FROM pg_index ix \
              JOIN pg_class t ON t.oid = ix.indrelid \
              JOIN pg_class i ON i.oid = ix.indexrelid \

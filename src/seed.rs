@@ -4,6 +4,7 @@
 
 use chrono::Utc;
 use entity::{permissions, role_permissions, roles};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionSession,
     TransactionTrait,
@@ -53,6 +54,13 @@ pub fn default_grants(role: &str) -> Vec<String> {
     }
 }
 
+/// `ON CONFLICT DO NOTHING` whichever unique key the row collides with (the
+/// case-insensitive name indexes are expressions, so no column list names
+/// them); MySQL spells it `ON DUPLICATE KEY UPDATE <col> = <col>`.
+fn skip_existing<C: sea_orm::sea_query::IntoIden>(col: C) -> OnConflict {
+    OnConflict::new().do_nothing_on([col]).to_owned()
+}
+
 /// Adds the default roles, permissions and grants that are missing, in one
 /// transaction (a savepoint when `db` is a transaction already).
 ///
@@ -75,8 +83,8 @@ where
             updated_at: Set(now),
         }
     }))
-    .on_conflict_do_nothing()
-    .exec(&txn)
+    .on_conflict(skip_existing(roles::Column::Id))
+    .exec_without_returning(&txn)
     .await?;
     permissions::Entity::insert_many(DEFAULT_PERMISSIONS.iter().map(
         |(resource, action, description)| permissions::ActiveModel {
@@ -88,8 +96,8 @@ where
             created_at: Set(now),
         },
     ))
-    .on_conflict_do_nothing()
-    .exec(&txn)
+    .on_conflict(skip_existing(permissions::Column::Id))
+    .exec_without_returning(&txn)
     .await?;
 
     let role_names: Vec<&str> = DEFAULT_ROLES.iter().map(|r| r.0).collect();
@@ -110,10 +118,12 @@ where
             }
         }
     }
-    role_permissions::Entity::insert_many(grants)
-        .on_conflict_do_nothing()
-        .exec(&txn)
-        .await?;
+    if !grants.is_empty() {
+        role_permissions::Entity::insert_many(grants)
+            .on_conflict(skip_existing(role_permissions::Column::RoleId))
+            .exec_without_returning(&txn)
+            .await?;
+    }
     txn.commit().await?;
     Ok(())
 }

@@ -1,1 +1,15 @@
+//! Integration tests: every test runs on SQLite, PostgreSQL and MariaDB/MySQL,
+//! each in a database of its own that the test creates and drops.
 
+#[macro_use]
+mod support;
+
+mod cli;
+mod constraints;
+mod drift;
+mod invariants;
+mod roundtrip;
+mod seed;
+mod session_security;
+mod snapshots;
+mod verification;
