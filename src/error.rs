@@ -1,11 +1,39 @@
 //! The library's error type, and how database constraint violations are
 //! recognised portably across PostgreSQL, MySQL/MariaDB and SQLite.
 
+use chrono::{DateTime, Utc};
 use sea_orm::{DbErr, RuntimeErr, sqlx};
 
 /// What went wrong, named after what the caller has to decide.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Wrong identifier, password, code or token; deliberately says no more.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failures: try again after `until`.
+    #[error("locked until {until}")]
+    Locked { until: DateTime<Utc> },
+    /// Input that can never be valid: `field` and why.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: &'static str, reason: String },
+    /// Valid input a security policy refuses (weak or reused password, ...).
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
+    /// The caller may not do this (level too low, scope not held, ...).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A credential, session or code that was valid once but has expired.
+    #[error("expired")]
+    Expired,
+    /// A credential or session that was revoked.
+    #[error("revoked")]
+    Revoked,
+    /// A one-time value that was used already (TOTP step, backup code, reset token).
+    #[error("already used")]
+    Replayed,
+    /// Over a rate limit: try again after `retry_after_secs`.
+    #[error("rate limited, retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// A row with the same unique value exists already.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -18,6 +46,12 @@ pub enum Error {
     /// The thing asked for does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A setting is missing or malformed: names the variable and what to do.
+    #[error("configuration: {var}: {reason}")]
+    Config { var: &'static str, reason: String },
+    /// Stored data that cannot be decrypted or verified (wrong key, tampering).
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
     /// Any other database failure.
     #[error(transparent)]
     Db(DbErr),

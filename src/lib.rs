@@ -2,10 +2,13 @@
 //! the `entity` crate and built by the `migration` crate, on PostgreSQL,
 //! MySQL/MariaDB and SQLite.
 
+pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod schema;
 pub mod seed;
 
+pub use config::Config;
 pub use entity;
 pub use error::{Constraint, Error, constraint_violation};
 pub use migration::Migrator;
