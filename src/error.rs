@@ -10,9 +10,10 @@ pub enum Error {
     /// Wrong identifier, password, code or token; deliberately says no more.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// Too many failures: try again after `until`.
-    #[error("locked until {until}")]
-    Locked { until: DateTime<Utc> },
+    /// The account is locked: until `until`, or until an administrator
+    /// unlocks it when `until` is `None`.
+    #[error("locked{}", until.map(|u| format!(" until {u}")).unwrap_or_else(|| " until an administrator unlocks it".into()))]
+    Locked { until: Option<DateTime<Utc>> },
     /// Input that can never be valid: `field` and why.
     #[error("invalid {field}: {reason}")]
     InvalidInput { field: &'static str, reason: String },

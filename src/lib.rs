@@ -5,6 +5,8 @@
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod keys;
+pub mod lockout;
 pub mod schema;
 pub mod seed;
 

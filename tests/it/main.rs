@@ -8,6 +8,8 @@ mod cli;
 mod constraints;
 mod drift;
 mod invariants;
+mod keys;
+mod lockout;
 mod roundtrip;
 mod seed;
 mod session_security;

@@ -244,3 +244,26 @@ macro_rules! backend_tests {
         )+
     };
 }
+
+/// Inserts an active, verified user named `name` (`<name>@example.com`) with
+/// a syntactically valid Argon2id PHC hash that matches no password.
+pub async fn insert_user(t: &TestDb, name: &str) -> entity::users::Model {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let now = chrono::Utc::now();
+    entity::users::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        email: Set(format!("{name}@example.com")),
+        username: Set(name.to_owned()),
+        password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into()),
+        is_active: Set(true),
+        is_verified: Set(true),
+        is_locked: Set(false),
+        failed_login_count: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&t.db)
+    .await
+    .expect("fixture user inserts")
+}
