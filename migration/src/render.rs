@@ -1,9 +1,15 @@
 //! Renders the exact statements a migration runs on a backend, without a
 //! database: the migration runs against sea-orm's recording connection and
-//! the recorded statements are printed with their values inlined.
+//! the recorded statements come back with their bound values.
+//!
+//! The runner executes these very statements, so what a dry run prints, what
+//! the checksum covers and what runs are one and the same.
 
-use sea_orm_migration::sea_orm::{DbBackend, MockDatabase, MockExecResult};
+use sea_orm_migration::sea_orm::{
+    DbBackend, MockDatabase, MockExecResult, Statement, Value, Values,
+};
 use sea_orm_migration::{DbErr, MigrationTrait, SchemaManager};
+use sha2::{Digest, Sha256};
 
 /// Which way to run a migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,17 +18,17 @@ pub enum Direction {
     Down,
 }
 
-/// The SQL `migration` executes in `direction` on `backend`, one statement
-/// per element, values inlined.
+/// The statements `migration` executes in `direction` on `backend`, with
+/// their bound values.
 ///
 /// # Errors
-/// Whatever the migration returns; a migration that reads from the database
-/// while migrating cannot be rendered and fails here.
-pub async fn render_sql(
+/// Whatever the migration returns. A migration that reads from the database
+/// while migrating cannot be rendered and fails here with a message saying so.
+pub async fn render(
     migration: &dyn MigrationTrait,
     backend: DbBackend,
     direction: Direction,
-) -> Result<Vec<String>, DbErr> {
+) -> Result<Vec<Statement>, DbErr> {
     // Enough acknowledgements for any migration; unused ones are dropped.
     let acks = (0..10_000).map(|_| MockExecResult {
         last_insert_id: 0,
@@ -33,14 +39,69 @@ pub async fn render_sql(
         .into_connection();
     {
         let manager = SchemaManager::new(&db);
-        match direction {
-            Direction::Up => migration.up(&manager).await?,
-            Direction::Down => migration.down(&manager).await?,
-        }
+        let result = match direction {
+            Direction::Up => migration.up(&manager).await,
+            Direction::Down => migration.down(&manager).await,
+        };
+        result.map_err(|err| {
+            DbErr::Migration(format!(
+                "{} cannot be rendered without a database ({err}); gatehouse migrations must consist of \
+                 statements that do not depend on what a query returns",
+                migration.name()
+            ))
+        })?;
     }
     Ok(db
         .into_transaction_log()
         .iter()
-        .flat_map(|txn| txn.statements().iter().map(ToString::to_string))
+        .flat_map(|txn| txn.statements().to_vec())
         .collect())
+}
+
+/// `statement` as SQL text with its values written as literals the backend's
+/// own client accepts (a UUID is a hex blob literal on MySQL and SQLite, as
+/// the drivers bind it), ending in `;`.
+pub fn to_sql(statement: &Statement) -> String {
+    let backend = statement.db_backend;
+    let literal = |value: &Value| match value {
+        Value::Uuid(Some(uuid)) if backend != DbBackend::Postgres => {
+            Value::Bytes(Some(uuid.as_bytes().to_vec()))
+        }
+        other => other.clone(),
+    };
+    let rendered = Statement {
+        sql: statement.sql.clone(),
+        values: statement
+            .values
+            .as_ref()
+            .map(|v| Values(v.0.iter().map(literal).collect())),
+        db_backend: backend,
+    };
+    format!("{rendered};")
+}
+
+/// [`render`] as SQL text, one statement per element.
+///
+/// # Errors
+/// As [`render`].
+pub async fn render_sql(
+    migration: &dyn MigrationTrait,
+    backend: DbBackend,
+    direction: Direction,
+) -> Result<Vec<String>, DbErr> {
+    Ok(render(migration, backend, direction)
+        .await?
+        .iter()
+        .map(to_sql)
+        .collect())
+}
+
+/// SHA-256 (hex) of the SQL a migration renders: its checksum.
+pub fn checksum(sql: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    for statement in sql {
+        hasher.update(statement.as_bytes());
+        hasher.update(b"\n");
+    }
+    data_encoding::HEXLOWER.encode(&hasher.finalize())
 }

@@ -1,0 +1,301 @@
+//! Operations around the migrations rather than through them: recording a
+//! migration as applied without running it, adopting a database built from
+//! the plain SQL, clearing a failure after a human fix, and rebuilding.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{
+    ConnectionTrait, DbBackend, Statement, TransactionSession, TransactionTrait,
+};
+
+use super::exec::{install, record_applied};
+use super::ledger::{self, RunKind, SUCCEEDED};
+use super::{Runner, State, Target, applied_versions, entries, lock};
+use crate::render::Direction;
+
+impl<M: MigratorTrait> Runner<M> {
+    /// Records the pending migration `name` as applied without running it
+    /// (its tables exist already), with its checksum.
+    ///
+    /// # Errors
+    /// An unknown or already applied migration, or a database error.
+    pub async fn mark_applied(&self, name: &str) -> Result<(), DbErr> {
+        locked!(self, conn => self.record_without_running(conn, Some(name), RunKind::MarkApplied))
+    }
+
+    /// Adopts a database built from the plain SQL (`migrate sql`): records
+    /// every migration up to and including `to` (default: all) as applied,
+    /// with checksums, without running any. Refuses when anything is applied.
+    ///
+    /// # Errors
+    /// A database with migrations applied already, an unknown `to`, or a database error.
+    pub async fn baseline(&self, to: Option<&str>) -> Result<Vec<String>, DbErr> {
+        let names = locked!(self, conn => self.baseline_on(conn, to))?;
+        Ok(names)
+    }
+
+    async fn baseline_on<C: ConnectionTrait + TransactionTrait>(
+        &self,
+        conn: &C,
+        to: Option<&str>,
+    ) -> Result<Vec<String>, DbErr> {
+        install::<M, _>(conn).await?;
+        let applied = applied_versions::<M, _>(conn).await?;
+        if !applied.is_empty() {
+            return Err(DbErr::Migration(format!(
+                "{} migration(s) are applied already; baseline adopts a database with none. \
+                 Use `migrate mark-applied NAME` for single migrations",
+                applied.len()
+            )));
+        }
+        let steps = self.steps(Direction::Up).await?;
+        let end = match to {
+            Some(name) => steps.iter().position(|s| s.name == name).ok_or_else(|| {
+                DbErr::Migration(format!(
+                    "no migration is named `{name}`; `migrate status` lists them"
+                ))
+            })?,
+            None => steps.len().saturating_sub(1),
+        };
+        let txn = conn.begin().await?;
+        let mut names = Vec::new();
+        for step in steps.iter().take(end + 1) {
+            record_applied::<M, _>(&txn, &step.name, RunKind::Baseline).await?;
+            ledger::insert(
+                &txn,
+                &step.name,
+                RunKind::Baseline,
+                SUCCEEDED,
+                &step.checksum,
+                step.statements.len(),
+                0,
+                Some(0),
+                None,
+            )
+            .await?;
+            names.push(step.name.clone());
+        }
+        txn.commit().await?;
+        Ok(names)
+    }
+
+    async fn record_without_running<C: ConnectionTrait + TransactionTrait>(
+        &self,
+        conn: &C,
+        name: Option<&str>,
+        kind: RunKind,
+    ) -> Result<(), DbErr> {
+        install::<M, _>(conn).await?;
+        let name = name.unwrap_or_default();
+        let steps = self.steps(Direction::Up).await?;
+        let entries = entries(
+            &steps,
+            &applied_versions::<M, _>(conn).await?,
+            &ledger::records(conn).await?,
+        );
+        let Some(entry) = entries.iter().find(|e| e.name == name) else {
+            return Err(DbErr::Migration(format!(
+                "no migration is named `{name}`; `migrate status` lists them"
+            )));
+        };
+        if entry.state.is_applied() {
+            return Err(DbErr::Migration(format!(
+                "`{name}` is applied already; nothing to mark"
+            )));
+        }
+        let step = steps
+            .iter()
+            .find(|s| s.name == name)
+            .expect("an entry in code has a step");
+        let txn = conn.begin().await?;
+        record_applied::<M, _>(&txn, name, kind).await?;
+        ledger::insert(
+            &txn,
+            name,
+            kind,
+            SUCCEEDED,
+            &step.checksum,
+            step.statements.len(),
+            0,
+            Some(0),
+            None,
+        )
+        .await?;
+        txn.commit().await
+    }
+
+    /// Clears the failure record of `name` after a human fixed the database,
+    /// so the next `up` starts the migration from its first statement.
+    ///
+    /// # Errors
+    /// No failed run of `name` to clear, or a database error.
+    pub async fn repair(&self, name: &str) -> Result<u64, DbErr> {
+        let cleared = locked!(self, conn => async {
+            ledger::install(conn).await?;
+            ledger::repair(conn, name).await
+        })?;
+        if cleared == 0 {
+            return Err(DbErr::Migration(format!(
+                "`{name}` has no failed run to repair; `migrate status` shows failures"
+            )));
+        }
+        Ok(cleared)
+    }
+
+    /// The tables `fresh` drops: those this migrator creates (plus its own
+    /// bookkeeping), or with `all` every table in the database/schema.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn tables_to_drop(&self, all: bool) -> Result<Vec<String>, DbErr> {
+        let existing = existing_tables(&self.db).await?;
+        if all {
+            return Ok(existing);
+        }
+        let mut managed: Vec<String> = self
+            .steps(Direction::Up)
+            .await?
+            .iter()
+            .flat_map(|s| s.sql.iter().filter_map(|sql| created_table(sql)))
+            .collect();
+        managed.push(M::migration_table_name().to_string());
+        managed.push(ledger::LEDGER_TABLE.to_owned());
+        Ok(existing
+            .into_iter()
+            .filter(|t| managed.contains(t))
+            .collect())
+    }
+
+    /// Drops `tables` (see [`Runner::tables_to_drop`]) and applies every migration.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn fresh(&self, tables: &[String]) -> Result<Vec<String>, DbErr> {
+        let backend = self.backend();
+        if backend == DbBackend::Sqlite {
+            // Per connection, outside a transaction: the runner has exactly one connection.
+            self.db
+                .execute_raw(raw(backend, "PRAGMA foreign_keys = OFF"))
+                .await?;
+        }
+        let dropped = locked!(self, conn => drop_tables(conn, tables));
+        if backend == DbBackend::Sqlite {
+            self.db
+                .execute_raw(raw(backend, "PRAGMA foreign_keys = ON"))
+                .await?;
+        }
+        dropped?;
+        self.up(&Target::All).await
+    }
+
+    /// Rolls back every applied migration, then removes sea-orm's table and the ledger.
+    ///
+    /// # Errors
+    /// The first failure.
+    pub async fn reset(&self) -> Result<Vec<String>, DbErr> {
+        let names = self.down(&Target::All).await?;
+        locked!(self, conn => async {
+            conn.execute(&Table::drop().table(M::migration_table_name()).if_exists().to_owned()).await?;
+            ledger::uninstall(conn).await
+        })?;
+        Ok(names)
+    }
+
+    /// Problems `verify` reports: changed, unrecorded, failed or unknown migrations.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn verify(&self) -> Result<Vec<super::Entry>, DbErr> {
+        Ok(self
+            .status()
+            .await?
+            .into_iter()
+            .filter(|e| e.state.is_problem())
+            .collect())
+    }
+
+    /// Whether every migration is applied and unchanged.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn is_up_to_date(&self) -> Result<bool, DbErr> {
+        Ok(self
+            .status()
+            .await?
+            .iter()
+            .all(|e| e.state == State::Applied))
+    }
+}
+
+fn raw(backend: DbBackend, sql: &str) -> Statement {
+    Statement::from_string(backend, sql.to_owned())
+}
+
+/// The table a `CREATE TABLE` statement creates.
+fn created_table(sql: &str) -> Option<String> {
+    let rest = sql.strip_prefix("CREATE TABLE ")?;
+    let rest = rest.strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
+    let name = rest.split_whitespace().next()?;
+    Some(name.trim_matches(|c| c == '"' || c == '`').to_owned())
+}
+
+async fn existing_tables<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT table_name::text AS t FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        }
+        DbBackend::MySql => {
+            "SELECT CAST(TABLE_NAME AS CHAR) AS t FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
+        }
+        _ => {
+            "SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        }
+    };
+    db.query_all_raw(raw(backend, sql))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "t"))
+        .collect()
+}
+
+async fn drop_tables<C: ConnectionTrait>(conn: &C, tables: &[String]) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
+    if backend == DbBackend::MySql {
+        conn.execute_raw(raw(backend, "SET FOREIGN_KEY_CHECKS = 0"))
+            .await?;
+    }
+    for table in tables {
+        let mut stmt = Table::drop();
+        stmt.table(Alias::new(table.as_str())).if_exists();
+        if backend == DbBackend::Postgres {
+            stmt.cascade();
+        }
+        conn.execute(&stmt).await?;
+        println!("Dropped     {table}");
+    }
+    if backend == DbBackend::MySql {
+        conn.execute_raw(raw(backend, "SET FOREIGN_KEY_CHECKS = 1"))
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::created_table;
+
+    #[test]
+    fn created_table_reads_each_backends_quoting() {
+        assert_eq!(
+            created_table(r#"CREATE TABLE "users" ( "id" uuid )"#).as_deref(),
+            Some("users")
+        );
+        assert_eq!(
+            created_table("CREATE TABLE `roles` ( `id` binary(16) )").as_deref(),
+            Some("roles")
+        );
+        assert_eq!(created_table("CREATE INDEX x ON y (z)"), None);
+    }
+}

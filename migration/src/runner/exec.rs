@@ -1,0 +1,450 @@
+//! `up` and `down`: choosing the migrations a target names, then running each
+//! one under the lock. PostgreSQL and SQLite run a migration and its records
+//! in one transaction; MySQL/MariaDB commit DDL statement by statement, so the
+//! ledger notes each finished statement and the next run resumes after it.
+
+use std::time::Instant;
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions,
+    TransactionSession, TransactionTrait,
+};
+
+use super::ledger::{self, FAILED, RUNNING, RunKind, SUCCEEDED};
+use super::{Entry, Runner, State, Step, Target, applied_versions, entries, lock};
+use crate::render::{Direction, checksum};
+
+impl<M: MigratorTrait> Runner<M> {
+    /// The migrations `up` would apply for `target`, rendered, without changing anything.
+    ///
+    /// # Errors
+    /// A target that names no pending migration, a changed or unknown applied
+    /// migration (see [`Runner::up`]), or a database error.
+    pub async fn plan_up(&self, target: &Target) -> Result<Vec<Step>, DbErr> {
+        let entries = self.status().await?;
+        let steps = self.steps(Direction::Up).await?;
+        select_up(&entries, steps, target, self.options.allow_changed)
+    }
+
+    /// The migrations `down` would roll back for `target`, newest first,
+    /// rendered, without changing anything.
+    ///
+    /// # Errors
+    /// A target that names no applied migration, or a database error.
+    pub async fn plan_down(&self, target: &Target) -> Result<Vec<Step>, DbErr> {
+        let entries = self.status().await?;
+        let steps = self.steps(Direction::Down).await?;
+        select_down(&entries, steps, target)
+    }
+
+    /// Applies the pending migrations `target` names, in order, under the
+    /// migration lock; returns their names. Refuses when an applied
+    /// migration changed since it was applied (unless `allow_changed`) or
+    /// when the database has migrations this build does not know.
+    ///
+    /// # Errors
+    /// The first failure; what ran before it stays applied and recorded.
+    pub async fn up(&self, target: &Target) -> Result<Vec<String>, DbErr> {
+        locked!(self, conn => self.up_on(conn, target))
+    }
+
+    async fn up_on<C: ConnectionTrait + TransactionTrait>(
+        &self,
+        conn: &C,
+        target: &Target,
+    ) -> Result<Vec<String>, DbErr> {
+        {
+            install::<M, _>(conn).await?;
+            let steps = self.steps(Direction::Up).await?;
+            let entries = entries(
+                &steps,
+                &applied_versions::<M, _>(conn).await?,
+                &ledger::records(conn).await?,
+            );
+            let selected = select_up(&entries, steps, target, self.options.allow_changed)?;
+            let mut done = Vec::new();
+            for step in selected {
+                self.ensure_lock_held().await?;
+                let failure = entries
+                    .iter()
+                    .find(|e| e.name == step.name)
+                    .and_then(|e| e.failure.clone());
+                let started = Instant::now();
+                self.run_step(conn, &step, RunKind::Up, failure).await?;
+                println!(
+                    "Applied     {} ({} ms)",
+                    step.name,
+                    started.elapsed().as_millis()
+                );
+                done.push(step.name);
+            }
+            Ok(done)
+        }
+    }
+
+    /// Rolls back the applied migrations `target` names, newest first, under
+    /// the migration lock; returns their names.
+    ///
+    /// # Errors
+    /// The first failure; what was rolled back before it stays rolled back.
+    pub async fn down(&self, target: &Target) -> Result<Vec<String>, DbErr> {
+        locked!(self, conn => self.down_on(conn, target))
+    }
+
+    async fn down_on<C: ConnectionTrait + TransactionTrait>(
+        &self,
+        conn: &C,
+        target: &Target,
+    ) -> Result<Vec<String>, DbErr> {
+        {
+            install::<M, _>(conn).await?;
+            let steps = self.steps(Direction::Down).await?;
+            let up_steps = self.steps(Direction::Up).await?;
+            let entries = entries(
+                &up_steps,
+                &applied_versions::<M, _>(conn).await?,
+                &ledger::records(conn).await?,
+            );
+            let selected = select_down(&entries, steps, target)?;
+            let mut done = Vec::new();
+            for step in selected {
+                self.ensure_lock_held().await?;
+                let started = Instant::now();
+                self.run_step(conn, &step, RunKind::Down, None).await?;
+                println!(
+                    "Rolled back {} ({} ms)",
+                    step.name,
+                    started.elapsed().as_millis()
+                );
+                done.push(step.name);
+            }
+            Ok(done)
+        }
+    }
+
+    /// `BEGIN IMMEDIATE`, retried until the write lock is free or the lock timeout passes.
+    pub(super) async fn begin_sqlite_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        let started = Instant::now();
+        let mut said = false;
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        loop {
+            match self.db.begin_with_options(options).await {
+                Ok(txn) => return Ok(txn),
+                Err(err) if err.to_string().contains("database is locked") => {
+                    if !said {
+                        eprintln!(
+                            "waiting for another migrator to finish (it holds the database's write lock)..."
+                        );
+                        said = true;
+                    }
+                    if self
+                        .options
+                        .lock_timeout
+                        .is_some_and(|t| started.elapsed() >= t)
+                    {
+                        return Err(lock::lock_timeout_error(self.options.lock_timeout));
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    pub(super) async fn ensure_lock_held(&self) -> Result<(), DbErr> {
+        if lock::still_held(&self.db).await? {
+            Ok(())
+        } else {
+            Err(DbErr::Migration(
+                "the connection holding the migration lock was lost; stopped before the next migration".into(),
+            ))
+        }
+    }
+
+    /// Runs one rendered migration and records it.
+    async fn run_step<C: ConnectionTrait + TransactionTrait>(
+        &self,
+        conn: &C,
+        step: &Step,
+        kind: RunKind,
+        failure: Option<ledger::Record>,
+    ) -> Result<(), DbErr> {
+        if self.backend() == DbBackend::MySql {
+            self.run_step_statementwise(conn, step, kind, failure).await
+        } else {
+            self.run_step_atomically(conn, step, kind).await
+        }
+    }
+
+    async fn run_step_atomically<C: ConnectionTrait + TransactionTrait>(
+        &self,
+        conn: &C,
+        step: &Step,
+        kind: RunKind,
+    ) -> Result<(), DbErr> {
+        let started = Instant::now();
+        let total = step.statements.len();
+        let txn = conn.begin().await?;
+        for (i, statement) in step.statements.iter().enumerate() {
+            if let Err(err) = txn.execute_raw(statement.clone()).await {
+                let _ = txn.rollback().await;
+                let message = format!("statement {} of {total} failed: {err}", i + 1);
+                let ms = started.elapsed().as_millis() as i64;
+                ledger::insert(
+                    conn,
+                    &step.name,
+                    kind,
+                    FAILED,
+                    &step.checksum,
+                    total,
+                    i,
+                    Some(ms),
+                    Some(&message),
+                )
+                .await?;
+                return Err(DbErr::Migration(format!(
+                    "{} {}: {message}. Nothing of it was applied (rolled back); fix it and run the command again",
+                    kind.as_str(),
+                    step.name
+                )));
+            }
+        }
+        record_applied::<M, _>(&txn, &step.name, kind).await?;
+        let ms = started.elapsed().as_millis() as i64;
+        ledger::insert(
+            &txn,
+            &step.name,
+            kind,
+            SUCCEEDED,
+            &step.checksum,
+            total,
+            total,
+            Some(ms),
+            None,
+        )
+        .await?;
+        txn.commit().await
+    }
+
+    async fn run_step_statementwise<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        step: &Step,
+        kind: RunKind,
+        failure: Option<ledger::Record>,
+    ) -> Result<(), DbErr> {
+        let started = Instant::now();
+        let total = step.statements.len();
+        let resume_from = resume_point(step, kind, failure.as_ref())?;
+        if resume_from > 0 {
+            println!(
+                "Resuming   {} at statement {} of {total} (statements 1 to {resume_from} ran before and are unchanged)",
+                step.name,
+                resume_from + 1
+            );
+        }
+        let id = ledger::insert(
+            conn,
+            &step.name,
+            kind,
+            RUNNING,
+            &step.checksum,
+            total,
+            resume_from,
+            None,
+            None,
+        )
+        .await?;
+        for i in resume_from..total {
+            if let Err(err) = conn.execute_raw(step.statements[i].clone()).await {
+                let message = format!("statement {} of {total} failed: {err}", i + 1);
+                ledger::finish(
+                    conn,
+                    id,
+                    FAILED,
+                    started.elapsed().as_millis() as i64,
+                    Some(&message),
+                )
+                .await?;
+                return Err(DbErr::Migration(format!(
+                    "{} {}: {message}. Statements 1 to {i} are applied and recorded (MySQL commits DDL as it goes); \
+                     fix the migration and run the command again to continue at statement {}, or undo them by hand \
+                     and run `migrate repair {}`",
+                    kind.as_str(),
+                    step.name,
+                    i + 1,
+                    step.name
+                )));
+            }
+            ledger::progress(conn, id, i + 1, &checksum(&step.sql[..=i])).await?;
+        }
+        record_applied::<M, _>(conn, &step.name, kind).await?;
+        ledger::finish(
+            conn,
+            id,
+            SUCCEEDED,
+            started.elapsed().as_millis() as i64,
+            None,
+        )
+        .await
+    }
+}
+
+/// Where a statement-wise run continues after an unrepaired failure: after the
+/// statements that ran, provided they are unchanged.
+fn resume_point(
+    step: &Step,
+    kind: RunKind,
+    failure: Option<&ledger::Record>,
+) -> Result<usize, DbErr> {
+    let Some(failure) = failure.filter(|f| f.direction == kind.as_str() && f.statements_done > 0)
+    else {
+        return Ok(0);
+    };
+    let done = failure.statements_done as usize;
+    let unchanged = done <= step.sql.len()
+        && failure.done_checksum.as_deref() == Some(checksum(&step.sql[..done]).as_str());
+    if unchanged {
+        Ok(done)
+    } else {
+        Err(DbErr::Migration(format!(
+            "{} ran {done} of its statements before it failed, and those statements changed since; \
+             restore them so the run can continue, or undo their effect by hand and run `migrate repair {}`",
+            step.name, step.name
+        )))
+    }
+}
+
+/// Creates sea-orm's migration table and the ledger if missing.
+pub(super) async fn install<M: MigratorTrait, C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    M::install(conn).await?;
+    ledger::install(conn).await
+}
+
+/// Adds or removes the migration in sea-orm's own table.
+pub(super) async fn record_applied<M: MigratorTrait, C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+    kind: RunKind,
+) -> Result<(), DbErr> {
+    let table = M::migration_table_name();
+    if kind.applies() {
+        let now = chrono::Utc::now().timestamp();
+        let stmt = Query::insert()
+            .into_table(table)
+            .columns([Alias::new("version"), Alias::new("applied_at")])
+            .values_panic([name.into(), now.into()])
+            .to_owned();
+        conn.execute(&stmt).await?;
+    } else {
+        let stmt = Query::delete()
+            .from_table(table)
+            .and_where(Expr::col(Alias::new("version")).eq(name))
+            .to_owned();
+        conn.execute(&stmt).await?;
+    }
+    Ok(())
+}
+
+fn unknown(name: &str) -> DbErr {
+    DbErr::Migration(format!(
+        "no migration is named `{name}`; `migrate status` lists them"
+    ))
+}
+
+/// The pending steps `target` selects, refusing over changed or unknown applied migrations.
+fn select_up(
+    entries: &[Entry],
+    steps: Vec<Step>,
+    target: &Target,
+    allow_changed: bool,
+) -> Result<Vec<Step>, DbErr> {
+    let missing: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.state == State::MissingFromCode)
+        .map(|e| e.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(DbErr::Migration(format!(
+            "the database has migrations this build does not contain: {}; deploy a build that has them",
+            missing.join(", ")
+        )));
+    }
+    let changed: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.state == State::Changed)
+        .map(|e| e.name.as_str())
+        .collect();
+    if !changed.is_empty() && !allow_changed {
+        return Err(DbErr::Migration(format!(
+            "applied migrations changed since they were applied: {}; restore them (`migrate verify` shows \
+             the details) or pass --allow-changed",
+            changed.join(", ")
+        )));
+    }
+    let pending = |name: &str| {
+        entries
+            .iter()
+            .any(|e| e.name == name && !e.state.is_applied())
+    };
+    let mut pending_steps: Vec<Step> = steps.into_iter().filter(|s| pending(&s.name)).collect();
+    match target {
+        Target::All => {}
+        Target::Count(n) => pending_steps.truncate(*n as usize),
+        Target::To(name) => {
+            let Some(entry) = entries.iter().find(|e| &e.name == name) else {
+                return Err(unknown(name));
+            };
+            if entry.state.is_applied() {
+                return Err(DbErr::Migration(format!(
+                    "`{name}` is applied already, so `up --to {name}` has nothing to do; pick a pending migration"
+                )));
+            }
+            let end = pending_steps
+                .iter()
+                .position(|s| &s.name == name)
+                .expect("a pending entry has a step");
+            pending_steps.truncate(end + 1);
+        }
+    }
+    Ok(pending_steps)
+}
+
+/// The applied steps `target` selects, newest first.
+fn select_down(entries: &[Entry], steps: Vec<Step>, target: &Target) -> Result<Vec<Step>, DbErr> {
+    let applied = |name: &str| {
+        entries
+            .iter()
+            .any(|e| e.name == name && e.state.is_applied())
+    };
+    let mut applied_steps: Vec<Step> = steps.into_iter().filter(|s| applied(&s.name)).collect();
+    applied_steps.reverse();
+    match target {
+        Target::All => {}
+        Target::Count(n) => applied_steps.truncate(*n as usize),
+        Target::To(name) => {
+            let Some(entry) = entries.iter().find(|e| &e.name == name) else {
+                return Err(unknown(name));
+            };
+            if !entry.state.is_applied() {
+                return Err(DbErr::Migration(format!(
+                    "`{name}` is not applied, so `down --to {name}` cannot roll back to it; pick an applied migration"
+                )));
+            }
+            let keep = applied_steps
+                .iter()
+                .position(|s| &s.name == name)
+                .expect("an applied entry has a step");
+            if keep == 0 {
+                return Err(DbErr::Migration(format!(
+                    "`{name}` is the newest applied migration; `down --to {name}` has nothing to roll back"
+                )));
+            }
+            applied_steps.truncate(keep);
+        }
+    }
+    Ok(applied_steps)
+}

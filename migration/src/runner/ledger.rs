@@ -1,0 +1,298 @@
+//! The ledger: one row per migration run in `gatehouse_migrations`, beside
+//! sea-orm's own `seaql_migrations` (which stays the record of what is
+//! applied, so sea-orm-cli keeps working). A row holds the migration's name,
+//! direction, outcome, checksum, execution time and, while or after it
+//! failed, how many statements had run.
+
+use chrono::{DateTime, Utc};
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
+
+use crate::columns::timestamp_utc;
+
+/// Name of the ledger table.
+pub const LEDGER_TABLE: &str = "gatehouse_migrations";
+
+#[derive(DeriveIden)]
+enum Ledger {
+    #[sea_orm(iden = "gatehouse_migrations")]
+    Table,
+    Id,
+    Name,
+    Direction,
+    Status,
+    Checksum,
+    StatementsTotal,
+    StatementsDone,
+    DoneChecksum,
+    ExecutedAt,
+    ExecutionTimeMs,
+    Error,
+    RunBy,
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    Up,
+    Down,
+    MarkApplied,
+    Baseline,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::MarkApplied => "mark_applied",
+            Self::Baseline => "baseline",
+        }
+    }
+
+    /// Whether this kind of run leaves the migration applied.
+    pub fn applies(self) -> bool {
+        self != Self::Down
+    }
+}
+
+/// Outcome of a run.
+pub const RUNNING: &str = "running";
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+pub const REPAIRED: &str = "repaired";
+
+/// One ledger row.
+#[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
+pub struct Record {
+    pub id: i64,
+    pub name: String,
+    pub direction: String,
+    pub status: String,
+    pub checksum: String,
+    pub statements_total: i32,
+    pub statements_done: i32,
+    pub done_checksum: Option<String>,
+    pub executed_at: DateTime<Utc>,
+    pub execution_time_ms: Option<i64>,
+    pub error: Option<String>,
+    pub run_by: String,
+}
+
+impl Record {
+    /// A run that stopped part way and was not repaired since.
+    pub fn is_unresolved_failure(&self) -> bool {
+        self.status == FAILED || self.status == RUNNING
+    }
+}
+
+/// Creates the ledger table if it does not exist.
+///
+/// # Errors
+/// A database error.
+pub async fn install<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let mut table = Table::create();
+    table
+        .table(Ledger::Table)
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Ledger::Id)
+                .big_integer()
+                .not_null()
+                .auto_increment()
+                .primary_key(),
+        )
+        .col(ColumnDef::new(Ledger::Name).string_len(255).not_null())
+        .col(ColumnDef::new(Ledger::Direction).string_len(16).not_null())
+        .col(ColumnDef::new(Ledger::Status).string_len(16).not_null())
+        .col(ColumnDef::new(Ledger::Checksum).string_len(64).not_null())
+        .col(ColumnDef::new(Ledger::StatementsTotal).integer().not_null())
+        .col(ColumnDef::new(Ledger::StatementsDone).integer().not_null())
+        .col(ColumnDef::new(Ledger::DoneChecksum).string_len(64).null())
+        .col(timestamp_utc(backend, Ledger::ExecutedAt))
+        .col(ColumnDef::new(Ledger::ExecutionTimeMs).big_integer().null())
+        .col(ColumnDef::new(Ledger::Error).text().null())
+        .col(ColumnDef::new(Ledger::RunBy).string_len(255).not_null());
+    if backend == DbBackend::MySql {
+        table
+            .engine("InnoDB")
+            .character_set("utf8mb4")
+            .collate("utf8mb4_unicode_ci");
+    }
+    db.execute(&table).await?;
+    Ok(())
+}
+
+/// Whether the ledger table exists.
+///
+/// # Errors
+/// A database error.
+pub async fn exists<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
+    super::has_table(db, LEDGER_TABLE).await
+}
+
+/// Every ledger row, oldest first; none when the ledger does not exist yet.
+///
+/// # Errors
+/// A database error.
+pub async fn records<C: ConnectionTrait>(db: &C) -> Result<Vec<Record>, DbErr> {
+    if !exists(db).await? {
+        return Ok(Vec::new());
+    }
+    let stmt = Query::select()
+        .columns([
+            Ledger::Id,
+            Ledger::Name,
+            Ledger::Direction,
+            Ledger::Status,
+            Ledger::Checksum,
+            Ledger::StatementsTotal,
+            Ledger::StatementsDone,
+            Ledger::DoneChecksum,
+            Ledger::ExecutedAt,
+            Ledger::ExecutionTimeMs,
+            Ledger::Error,
+            Ledger::RunBy,
+        ])
+        .from(Ledger::Table)
+        .order_by(Ledger::Id, Order::Asc)
+        .to_owned();
+    db.query_all(&stmt)
+        .await?
+        .iter()
+        .map(|row| Record::from_query_result(row, ""))
+        .collect()
+}
+
+/// Records the start (or, with `status`, the whole) of a run; returns its id.
+///
+/// # Errors
+/// A database error.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+    kind: RunKind,
+    status: &str,
+    checksum: &str,
+    statements_total: usize,
+    statements_done: usize,
+    execution_time_ms: Option<i64>,
+    error: Option<&str>,
+) -> Result<i64, DbErr> {
+    let stmt = Query::insert()
+        .into_table(Ledger::Table)
+        .columns([
+            Ledger::Name,
+            Ledger::Direction,
+            Ledger::Status,
+            Ledger::Checksum,
+            Ledger::StatementsTotal,
+            Ledger::StatementsDone,
+            Ledger::ExecutedAt,
+            Ledger::ExecutionTimeMs,
+            Ledger::Error,
+            Ledger::RunBy,
+        ])
+        .values_panic([
+            name.into(),
+            kind.as_str().into(),
+            status.into(),
+            checksum.into(),
+            (statements_total as i32).into(),
+            (statements_done as i32).into(),
+            Utc::now().into(),
+            execution_time_ms.into(),
+            error.map(str::to_owned).into(),
+            run_by().into(),
+        ])
+        .to_owned();
+    db.execute(&stmt).await?;
+    // The newest row of this name is ours: runs are serialized by the migration lock.
+    let id = Query::select()
+        .expr(Expr::col(Ledger::Id).max())
+        .from(Ledger::Table)
+        .and_where(Expr::col(Ledger::Name).eq(name))
+        .to_owned();
+    let row = db
+        .query_one(&id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(LEDGER_TABLE.into()))?;
+    row.try_get_by_index::<i64>(0)
+}
+
+/// Notes that the first `done` statements of run `id` have run.
+///
+/// # Errors
+/// A database error.
+pub async fn progress<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    done: usize,
+    done_checksum: &str,
+) -> Result<(), DbErr> {
+    let stmt = Query::update()
+        .table(Ledger::Table)
+        .value(Ledger::StatementsDone, done as i32)
+        .value(Ledger::DoneChecksum, done_checksum)
+        .and_where(Expr::col(Ledger::Id).eq(id))
+        .to_owned();
+    db.execute(&stmt).await.map(|_| ())
+}
+
+/// Closes run `id` with its outcome.
+///
+/// # Errors
+/// A database error.
+pub async fn finish<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    status: &str,
+    execution_time_ms: i64,
+    error: Option<&str>,
+) -> Result<(), DbErr> {
+    let stmt = Query::update()
+        .table(Ledger::Table)
+        .value(Ledger::Status, status)
+        .value(Ledger::ExecutionTimeMs, execution_time_ms)
+        .value(Ledger::Error, error.map(str::to_owned))
+        .and_where(Expr::col(Ledger::Id).eq(id))
+        .to_owned();
+    db.execute(&stmt).await.map(|_| ())
+}
+
+/// Marks every unresolved failure of `name` repaired; returns how many.
+///
+/// # Errors
+/// A database error.
+pub async fn repair<C: ConnectionTrait>(db: &C, name: &str) -> Result<u64, DbErr> {
+    let stmt = Query::update()
+        .table(Ledger::Table)
+        .value(Ledger::Status, REPAIRED)
+        .and_where(Expr::col(Ledger::Name).eq(name))
+        .and_where(Expr::col(Ledger::Status).is_in([FAILED, RUNNING]))
+        .to_owned();
+    Ok(db.execute(&stmt).await?.rows_affected())
+}
+
+/// Drops the ledger.
+///
+/// # Errors
+/// A database error.
+pub async fn uninstall<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    db.execute(&Table::drop().table(Ledger::Table).if_exists().to_owned())
+        .await
+        .map(|_| ())
+}
+
+/// Who runs migrations: host and process, for the ledger.
+fn run_by() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
+}

@@ -1,0 +1,372 @@
+//! Applies and rolls back migrations safely, on top of sea-orm-migration's
+//! `MigratorTrait`: one migrator at a time (a database lock), a ledger of
+//! every run with the checksum of the SQL it ran, statement-level progress
+//! where DDL is not transactional (MySQL/MariaDB), previews, targets,
+//! baselining and repair.
+//!
+//! Every migration is first rendered to its statements (see
+//! [`crate::render`]); those statements are what a dry run prints, what the
+//! checksum covers and what runs.
+
+/// Runs `$body` (an expression using `$conn`) holding the migration lock: on
+/// PostgreSQL and MySQL/MariaDB with `$conn` the runner's connection, on
+/// SQLite inside the write transaction that is the lock, committed at the
+/// end (failure records included).
+macro_rules! locked {
+    ($runner:expr, $conn:ident => $body:expr) => {{
+        match $runner.backend() {
+            DbBackend::Sqlite => {
+                let txn = $runner.begin_sqlite_write().await?;
+                let $conn = &txn;
+                let result = $body.await;
+                txn.commit().await?;
+                result
+            }
+            _ => {
+                lock::acquire(&$runner.db, $runner.options.lock_timeout).await?;
+                let $conn = &$runner.db;
+                let result = $body.await;
+                let _ = lock::release(&$runner.db).await;
+                result
+            }
+        }
+    }};
+}
+
+mod admin;
+mod exec;
+pub mod ledger;
+pub mod lock;
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
+
+use crate::render::{Direction, checksum, render, to_sql};
+use ledger::Record;
+
+/// How a run behaves.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Longest wait for another migrator's lock; `None` waits as long as it takes.
+    pub lock_timeout: Option<Duration>,
+    /// Longest a single statement may run (PostgreSQL, MariaDB); `None` for no limit.
+    pub statement_timeout: Option<Duration>,
+    /// Apply even though an applied migration's SQL changed since.
+    pub allow_changed: bool,
+}
+
+/// How far `up` or `down` goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Every pending (up) or applied (down) migration.
+    All,
+    /// The next `n`.
+    Count(u32),
+    /// Up to and including this migration (up), or back to it, keeping it (down).
+    To(String),
+}
+
+/// A migration rendered for the connected backend.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: String,
+    pub statements: Vec<Statement>,
+    /// The statements as SQL text, as `migrate sql` and dry runs print them.
+    pub sql: Vec<String>,
+    /// SHA-256 of `sql`.
+    pub checksum: String,
+}
+
+/// Where a migration stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Applied, and its SQL is what was recorded.
+    Applied,
+    /// Applied, with no ledger record to check it against (applied by plain sea-orm-migration).
+    AppliedWithoutRecord,
+    /// Applied, but its SQL differs from what was recorded then.
+    Changed,
+    /// Not applied.
+    Pending,
+    /// Not applied; its last run failed and was not repaired.
+    Failed,
+    /// Recorded as applied, but this build has no such migration.
+    MissingFromCode,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::AppliedWithoutRecord => "applied-without-record",
+            Self::Changed => "changed",
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+            Self::MissingFromCode => "missing-from-code",
+        }
+    }
+
+    /// Whether the database has this migration applied.
+    pub fn is_applied(self) -> bool {
+        matches!(
+            self,
+            Self::Applied | Self::AppliedWithoutRecord | Self::Changed | Self::MissingFromCode
+        )
+    }
+
+    /// Whether `verify` counts this state as a problem.
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            Self::AppliedWithoutRecord | Self::Changed | Self::Failed | Self::MissingFromCode
+        )
+    }
+}
+
+/// One migration's standing.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub name: String,
+    pub state: State,
+    pub applied_at: Option<DateTime<Utc>>,
+    /// Checksum of the SQL this build renders (none for a migration missing from code).
+    pub checksum: Option<String>,
+    /// Checksum recorded when it was applied.
+    pub recorded_checksum: Option<String>,
+    /// The unresolved failed run, if any.
+    pub failure: Option<Record>,
+}
+
+/// A migrator bound to one database connection of its own.
+pub struct Runner<M> {
+    db: DatabaseConnection,
+    options: Options,
+    _migrator: PhantomData<M>,
+}
+
+impl<M: MigratorTrait> Runner<M> {
+    /// Opens the runner's single connection to `url`. The migration lock and
+    /// session settings live on a connection, so the runner uses exactly one.
+    ///
+    /// # Errors
+    /// A database error when the server cannot be reached.
+    pub async fn connect(url: &str, schema: Option<&str>, options: Options) -> Result<Self, DbErr> {
+        let mut connect = ConnectOptions::new(url.to_owned());
+        connect
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None::<Duration>)
+            .max_lifetime(None::<Duration>)
+            .test_before_acquire(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        if let Some(schema) = schema {
+            connect.set_schema_search_path(schema.to_owned());
+        }
+        if let Some(timeout) = options.statement_timeout {
+            let ms = timeout.as_millis().to_string();
+            connect
+                .map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
+        }
+        // A short busy timeout lets the lock wait say that it waits and honour --lock-timeout.
+        connect.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_millis(250)));
+        let db = Database::connect(connect).await?;
+        if db.get_database_backend() == DbBackend::MySql {
+            if let Some(timeout) = options.statement_timeout {
+                set_mysql_statement_timeout(&db, timeout).await?;
+            }
+        }
+        Ok(Self {
+            db,
+            options,
+            _migrator: PhantomData,
+        })
+    }
+
+    /// The runner's connection.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Closes the connection, releasing any lock.
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+
+    /// Every migration of `M` rendered for this backend in `direction`.
+    ///
+    /// # Errors
+    /// A migration that cannot be rendered.
+    pub async fn steps(&self, direction: Direction) -> Result<Vec<Step>, DbErr> {
+        steps::<M>(self.backend(), direction).await
+    }
+
+    /// Where every migration stands, without changing anything (no table is created).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn status(&self) -> Result<Vec<Entry>, DbErr> {
+        let applied = applied_versions::<M, _>(&self.db).await?;
+        let records = ledger::records(&self.db).await?;
+        let steps = self.steps(Direction::Up).await?;
+        Ok(entries(&steps, &applied, &records))
+    }
+}
+
+/// Renders every migration of `M` for `backend`.
+///
+/// # Errors
+/// A migration that cannot be rendered.
+pub async fn steps<M: MigratorTrait>(
+    backend: DbBackend,
+    direction: Direction,
+) -> Result<Vec<Step>, DbErr> {
+    let mut steps = Vec::new();
+    for migration in M::migrations() {
+        let statements = render(migration.as_ref(), backend, direction).await?;
+        let sql: Vec<String> = statements.iter().map(to_sql).collect();
+        steps.push(Step {
+            name: migration.name().to_owned(),
+            checksum: checksum(&sql),
+            statements,
+            sql,
+        });
+    }
+    Ok(steps)
+}
+
+async fn set_mysql_statement_timeout(
+    db: &DatabaseConnection,
+    timeout: Duration,
+) -> Result<(), DbErr> {
+    let version = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::MySql,
+            "SELECT VERSION()".to_owned(),
+        ))
+        .await?
+        .map(|row| row.try_get_by_index::<String>(0))
+        .transpose()?
+        .unwrap_or_default();
+    // MariaDB bounds every statement; MySQL's max_execution_time bounds SELECTs only.
+    let sql = if version.contains("MariaDB") {
+        format!(
+            "SET SESSION max_statement_time = {:.3}",
+            timeout.as_secs_f64()
+        )
+    } else {
+        format!("SET SESSION max_execution_time = {}", timeout.as_millis())
+    };
+    db.execute_raw(Statement::from_string(DbBackend::MySql, sql))
+        .await
+        .map(|_| ())
+}
+
+/// Applied migrations as sea-orm records them: version to applied_at.
+/// Empty when sea-orm's table does not exist yet; creates nothing.
+async fn applied_versions<M: MigratorTrait, C: ConnectionTrait>(
+    db: &C,
+) -> Result<BTreeMap<String, DateTime<Utc>>, DbErr> {
+    let table = M::migration_table_name();
+    if !has_table(db, &table.to_string()).await? {
+        return Ok(BTreeMap::new());
+    }
+    let stmt = Query::select()
+        .columns([Alias::new("version"), Alias::new("applied_at")])
+        .from(table)
+        .to_owned();
+    let mut applied = BTreeMap::new();
+    for row in db.query_all(&stmt).await? {
+        let version: String = row.try_get("", "version")?;
+        let at: i64 = row.try_get("", "applied_at")?;
+        applied.insert(
+            version,
+            DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default(),
+        );
+    }
+    Ok(applied)
+}
+
+/// Whether `table` exists in the connection's database (or PostgreSQL schema).
+pub(super) async fn has_table<C: ConnectionTrait>(db: &C, table: &str) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+        }
+        DbBackend::MySql => {
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+        }
+        _ => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [table.into()]))
+        .await?
+        .ok_or_else(|| DbErr::Custom("COUNT returned no row".into()))?;
+    Ok(row.try_get_by_index::<i64>(0)? > 0)
+}
+
+/// Joins code, sea-orm's record and the ledger into one entry per migration.
+fn entries(
+    steps: &[Step],
+    applied: &BTreeMap<String, DateTime<Utc>>,
+    records: &[Record],
+) -> Vec<Entry> {
+    let latest = |name: &str| records.iter().rev().find(|r| r.name == name);
+    let latest_success = |name: &str| {
+        records
+            .iter()
+            .rev()
+            .find(|r| r.name == name && r.status == ledger::SUCCEEDED)
+    };
+    let mut out = Vec::new();
+    for step in steps {
+        let applied_at = applied.get(&step.name).copied();
+        let recorded = latest_success(&step.name)
+            .filter(|r| r.direction != ledger::RunKind::Down.as_str())
+            .map(|r| r.checksum.clone());
+        let failure = latest(&step.name)
+            .filter(|r| r.is_unresolved_failure())
+            .cloned();
+        let state = match (applied_at, &recorded) {
+            (Some(_), Some(sum)) if *sum == step.checksum => State::Applied,
+            (Some(_), Some(_)) => State::Changed,
+            (Some(_), None) => State::AppliedWithoutRecord,
+            (None, _) if failure.is_some() => State::Failed,
+            (None, _) => State::Pending,
+        };
+        out.push(Entry {
+            name: step.name.clone(),
+            state,
+            applied_at,
+            checksum: Some(step.checksum.clone()),
+            recorded_checksum: recorded,
+            failure,
+        });
+    }
+    for (name, at) in applied {
+        if !steps.iter().any(|s| &s.name == name) {
+            out.push(Entry {
+                name: name.clone(),
+                state: State::MissingFromCode,
+                applied_at: Some(*at),
+                checksum: None,
+                recorded_checksum: latest_success(name).map(|r| r.checksum.clone()),
+                failure: None,
+            });
+        }
+    }
+    out
+}
