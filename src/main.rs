@@ -19,7 +19,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return migration::cli::usage_error(err),
+    };
+    match cli.command {
         Command::Migrate(cli) => migration::cli::run(cli),
     }
 }

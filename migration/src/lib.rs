@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 pub mod cli;
 mod columns;
 pub mod render;
+pub mod runner;
 
 pub mod m20260115_000001_create_initial_schema;
 mod m20260115_000002_seed_default_rbac;

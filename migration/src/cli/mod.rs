@@ -3,19 +3,25 @@
 //!
 //! It accepts what `sea-orm-cli migrate` passes on (`up [-n N]`, `down
 //! [-n N]`, `status`, `fresh`, `refresh`, `reset`, `-v`, `DATABASE_URL`,
-//! `DATABASE_SCHEMA`), falls back to a SQLite file when no database is named,
-//! and says what it does.
+//! `DATABASE_SCHEMA`) and adds checksums (`verify`), previews (`sql`,
+//! `--dry-run`), locking, failure recovery (`repair`), targets (`--to`,
+//! `mark-applied`, `baseline`) and `create`. Exit codes: 0 done, 1 the
+//! database refused or a check failed, 2 bad arguments or configuration.
 
+mod create;
+mod output;
+
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use sea_orm_migration::sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
-use sea_orm_migration::{MigrationStatus, MigratorTrait};
+use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::sea_orm::{DbBackend, DbErr};
 
 use crate::Migrator;
 use crate::render::{Direction, render_sql};
+use crate::runner::{Options, Runner, Target};
 
 /// Where the database lives when neither `--database-url` nor `DATABASE_URL` says.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
@@ -31,7 +37,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Which database to migrate.
+/// Which database to migrate, and how.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectionArgs {
     /// Database URL: postgres://, mysql:// (also MariaDB) or sqlite://.
@@ -49,33 +55,64 @@ pub struct ConnectionArgs {
     #[arg(short = 's', long, env = "DATABASE_SCHEMA", global = true)]
     pub database_schema: Option<String>,
 
+    /// Longest wait for another migrator's lock, e.g. `90s`, `10m`, or milliseconds.
+    #[arg(long, env = "MIGRATE_LOCK_TIMEOUT", global = true, default_value = "10m", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// Longest a single statement may run (PostgreSQL, MariaDB), e.g. `600s`,
+    /// or milliseconds as in DATABASE_QUERY_TIMEOUT.
+    #[arg(long, env = "DATABASE_QUERY_TIMEOUT", global = true, value_parser = parse_duration)]
+    pub statement_timeout: Option<Duration>,
+
+    /// `human` (default) or `json`, for `status` and `verify`.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
     /// Log every statement sea-orm runs.
     #[arg(short, long, global = true)]
     pub verbose: bool,
 }
 
+/// Output format.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Apply pending migrations (all, or the next N).
+    /// Apply pending migrations: all, the next N, or up to and including one.
     Up {
         /// Number of pending migrations to apply.
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "to")]
         num: Option<u32>,
+        /// Apply up to and including this migration.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print what would run and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even though an applied migration changed since it was applied.
+        #[arg(long)]
+        allow_changed: bool,
     },
-    /// Roll back applied migrations (the last one, or the last N).
+    /// Roll back applied migrations: the last one, the last N, or back to one (kept).
     Down {
-        /// Number of applied migrations to roll back.
-        #[arg(short, long, default_value_t = 1)]
-        num: u32,
+        /// Number of applied migrations to roll back (default 1).
+        #[arg(short, long, conflicts_with = "to")]
+        num: Option<u32>,
+        /// Roll back every migration applied after this one, keeping it.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print what would run and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
-    /// List every migration as applied (with when) or pending.
+    /// List every migration as applied (with when), pending, failed or changed.
     Status,
-    /// Drop every table, then apply all migrations.
-    Fresh,
-    /// Roll back all applied migrations, then apply them all again.
-    Refresh,
-    /// Roll back all applied migrations.
-    Reset,
+    /// Check applied migrations against their recorded checksums; exit 1 on any problem.
+    Verify,
     /// Print the SQL of migrations for a backend, without a database.
     Sql {
         /// Backend to render for.
@@ -87,6 +124,43 @@ pub enum Command {
         /// Migrations to print (default: all).
         names: Vec<String>,
     },
+    /// Record a pending migration as applied without running it.
+    MarkApplied {
+        /// The migration.
+        name: String,
+    },
+    /// Adopt a database built from `migrate sql`: record migrations as applied, with checksums.
+    Baseline {
+        /// Record up to and including this migration (default: all).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Clear a migration's failure record after fixing the database by hand.
+    Repair {
+        /// The migration.
+        name: String,
+    },
+    /// Write a new migration file from the template and register it in the Migrator.
+    Create {
+        /// Name in snake case, e.g. `add_user_locale`.
+        name: String,
+        /// The migration crate's `src` directory (default: ./migration/src, or ./src inside it).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Drop the tables this Migrator manages (every table with --all), then apply all migrations.
+    Fresh {
+        /// Drop every table in the database/schema, not only those this Migrator manages.
+        #[arg(long)]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Roll back all applied migrations, then apply them all again.
+    Refresh,
+    /// Roll back all applied migrations and remove the migration records.
+    Reset,
 }
 
 /// A backend to render SQL for.
@@ -107,9 +181,82 @@ impl From<Backend> for DbBackend {
     }
 }
 
+/// A duration as `500ms`, `30s`, `10m`, `1h`, or a bare number of milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number.parse().map_err(|_| {
+        format!(
+            "`{text}` is not a duration; write e.g. 500ms, 30s, 10m or a number of milliseconds"
+        )
+    })?;
+    let millis = match unit.trim() {
+        "" | "ms" => value,
+        "s" => value * 1000,
+        "m" => value * 60_000,
+        "h" => value * 3_600_000,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`; use ms, s, m or h"
+            ));
+        }
+    };
+    Ok(Duration::from_millis(millis))
+}
+
+/// What went wrong, and which exit code it gets.
+enum Failure {
+    /// Bad arguments or configuration (exit 2).
+    Usage(String),
+    /// The database refused, or a check failed (exit 1).
+    Failed(String),
+}
+
+impl From<DbErr> for Failure {
+    fn from(err: DbErr) -> Self {
+        Self::Failed(message(&err))
+    }
+}
+
+/// A DbErr as one line.
+fn message(err: &DbErr) -> String {
+    let text = match err {
+        DbErr::Migration(m) | DbErr::Custom(m) => m.clone(),
+        other => other.to_string(),
+    };
+    text.replace('\n', " ")
+}
+
 /// Runs the CLI with the process arguments; what a `main` calls.
 pub fn main() -> ExitCode {
-    run(Cli::parse())
+    match Cli::try_parse() {
+        Ok(cli) => run(cli),
+        Err(err) => usage_error(err),
+    }
+}
+
+/// Prints a command-line error as one line and exits 2; help and version print in full.
+pub fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = err.render().to_string();
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("error: invalid arguments");
+    eprintln!("{first} (see --help)");
+    ExitCode::from(2)
 }
 
 /// Runs a parsed command line to completion on a fresh Tokio runtime.
@@ -131,34 +278,20 @@ pub fn run(cli: Cli) -> ExitCode {
 pub async fn run_async(cli: Cli) -> ExitCode {
     let _ = dotenvy::dotenv();
     init_logging(cli.connection.verbose);
-    if let Some(Command::Sql {
-        backend,
-        down,
-        names,
-    }) = &cli.command
-    {
-        return match print_sql((*backend).into(), *down, names).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("error: {err}");
-                ExitCode::from(2)
-            }
-        };
-    }
-    let db = match connect(&cli.connection).await {
-        Ok(db) => db,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(2);
+    let command = cli.command.clone().unwrap_or(Command::Up {
+        num: None,
+        to: None,
+        dry_run: false,
+        allow_changed: false,
+    });
+    match execute(&cli.connection, command).await {
+        Ok(code) => code,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
         }
-    };
-    let command = cli.command.unwrap_or(Command::Up { num: None });
-    let result = execute(&db, &command).await;
-    let _ = db.close().await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
+        Err(Failure::Failed(msg)) => {
+            eprintln!("error: {msg}");
             ExitCode::FAILURE
         }
     }
@@ -168,7 +301,7 @@ fn init_logging(verbose: bool) {
     let filter = if verbose {
         "sea_orm=info,sea_orm_migration=info,sqlx=info"
     } else {
-        "warn"
+        "off"
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -198,12 +331,9 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Connects to the database the arguments name, checking the URL first so a
-/// typo is reported as such rather than as a driver error.
-///
-/// # Errors
-/// A message saying which setting is wrong and what to do.
-pub async fn connect(args: &ConnectionArgs) -> Result<DatabaseConnection, String> {
+/// The database URL the arguments name (or the SQLite default, said on
+/// stderr), checked for a supported scheme.
+fn database_url(args: &ConnectionArgs) -> Result<String, Failure> {
     let url = match args.database_url.as_deref().map(str::trim) {
         Some(url) if !url.is_empty() => url.to_owned(),
         _ => {
@@ -223,72 +353,225 @@ pub async fn connect(args: &ConnectionArgs) -> Result<DatabaseConnection, String
         scheme.as_str(),
         "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite"
     ) {
-        return Err(format!(
-            "unsupported database URL scheme `{scheme}:` in DATABASE_URL ({}); \
-             use postgres://, mysql:// or sqlite://",
+        return Err(Failure::Usage(format!(
+            "unsupported database URL scheme `{scheme}:` in DATABASE_URL ({}); use postgres://, mysql:// or sqlite://",
             redact(&url)
-        ));
+        )));
     }
-    let mut options = ConnectOptions::new(url.clone());
-    options
-        .sqlx_logging(args.verbose)
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .acquire_timeout(std::time::Duration::from_secs(30));
-    if let Some(schema) = &args.database_schema {
-        options.set_schema_search_path(schema.clone());
-    }
-    Database::connect(options).await.map_err(|err| {
-        format!(
-            "cannot connect to {}: {err}. Check that the server is running and that \
-             DATABASE_URL (or --database-url) is right.",
-            redact(&url)
-        )
-    })
+    Ok(url)
 }
 
-/// Runs one migration command against an open connection, printing progress.
-///
-/// # Errors
-/// The database error of the step that failed.
-pub async fn execute(db: &DatabaseConnection, command: &Command) -> Result<(), DbErr> {
+async fn connect(args: &ConnectionArgs, allow_changed: bool) -> Result<Runner<Migrator>, Failure> {
+    let url = database_url(args)?;
+    let options = Options {
+        lock_timeout: Some(args.lock_timeout),
+        statement_timeout: args.statement_timeout,
+        allow_changed,
+    };
+    Runner::connect(&url, args.database_schema.as_deref(), options)
+        .await
+        .map_err(|err| {
+            Failure::Usage(format!(
+                "cannot connect to {}: {}. Check that the server is running and that DATABASE_URL \
+             (or --database-url) is right.",
+                redact(&url),
+                message(&err)
+            ))
+        })
+}
+
+/// Refuses a migration name this build does not have, before any connection.
+fn known(name: &str) -> Result<(), Failure> {
+    if Migrator::migrations().iter().any(|m| m.name() == name) {
+        Ok(())
+    } else {
+        Err(Failure::Usage(format!(
+            "no migration is named `{name}`; `migrate status` lists them"
+        )))
+    }
+}
+
+async fn execute(args: &ConnectionArgs, command: Command) -> Result<ExitCode, Failure> {
     match command {
-        Command::Up { num } => up(db, *num).await,
-        Command::Down { num } => down(db, Some(*num)).await,
-        Command::Status => status(db).await,
-        Command::Fresh => {
-            println!("Dropping every table in the database");
-            Migrator::fresh(db).await?;
-            println!("Applied all {} migrations", Migrator::migrations().len());
-            Ok(())
-        }
-        Command::Refresh => {
-            down(db, None).await?;
-            up(db, None).await
-        }
-        Command::Reset => {
-            down(db, None).await?;
-            Migrator::uninstall(db).await
-        }
         Command::Sql {
             backend,
             down,
             names,
-        } => print_sql((*backend).into(), *down, names).await,
+        } => {
+            for name in &names {
+                known(name)?;
+            }
+            print_sql(backend.into(), down, &names).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Create { name, dir } => {
+            let path = create::create(&name, dir.as_deref()).map_err(Failure::Usage)?;
+            println!("Created     {}", path.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Up {
+            to: Some(ref name), ..
+        }
+        | Command::Down {
+            to: Some(ref name), ..
+        }
+        | Command::Baseline { to: Some(ref name) }
+        | Command::MarkApplied { ref name }
+        | Command::Repair { ref name } => known(name)?,
+        _ => {}
+    }
+    let allow_changed = matches!(
+        command,
+        Command::Up {
+            allow_changed: true,
+            ..
+        }
+    );
+    let runner = connect(args, allow_changed).await?;
+    let result = execute_on(&runner, args, command).await;
+    runner.close().await;
+    result
+}
+
+async fn execute_on(
+    runner: &Runner<Migrator>,
+    args: &ConnectionArgs,
+    command: Command,
+) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Up {
+            num, to, dry_run, ..
+        } => {
+            let target = match (num, to) {
+                (Some(n), _) => Target::Count(n),
+                (_, Some(name)) => Target::To(name),
+                _ => Target::All,
+            };
+            if dry_run {
+                output::plan(&runner.plan_up(&target).await?, "apply");
+                return Ok(ExitCode::SUCCESS);
+            }
+            summary(
+                runner.up(&target).await?,
+                "Applied",
+                "Nothing to apply: the database is up to date",
+            );
+        }
+        Command::Down { num, to, dry_run } => {
+            let target = match (num, to) {
+                (_, Some(name)) => Target::To(name),
+                (n, _) => Target::Count(n.unwrap_or(1)),
+            };
+            if dry_run {
+                output::plan(&runner.plan_down(&target).await?, "roll back");
+                return Ok(ExitCode::SUCCESS);
+            }
+            summary(
+                runner.down(&target).await?,
+                "Rolled back",
+                "Nothing to roll back: no migration is applied",
+            );
+        }
+        Command::Status => output::status(runner.backend(), &runner.status().await?, args.format),
+        Command::Verify => {
+            let entries = runner.status().await?;
+            if !output::verify(&entries, args.format) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::MarkApplied { name } => {
+            runner.mark_applied(&name).await?;
+            println!("Marked      {name} as applied (not run)");
+        }
+        Command::Baseline { to } => {
+            let names = runner.baseline(to.as_deref()).await?;
+            for name in &names {
+                println!("Baselined   {name}");
+            }
+            println!(
+                "Recorded {} migration(s) as applied, with checksums",
+                names.len()
+            );
+        }
+        Command::Repair { name } => {
+            runner.repair(&name).await?;
+            println!(
+                "Repaired    {name}: its failure record is cleared; `migrate up` starts it afresh"
+            );
+        }
+        Command::Fresh { all, yes } => {
+            let tables = runner.tables_to_drop(all).await?;
+            if !tables.is_empty() && !yes {
+                confirm(&tables)?;
+            }
+            let applied = runner.fresh(&tables).await?;
+            println!(
+                "Dropped {} table(s); applied {} migration(s)",
+                tables.len(),
+                applied.len()
+            );
+        }
+        Command::Refresh => {
+            summary(
+                runner.down(&Target::All).await?,
+                "Rolled back",
+                "Nothing to roll back: no migration is applied",
+            );
+            summary(
+                runner.up(&Target::All).await?,
+                "Applied",
+                "Nothing to apply: the database is up to date",
+            );
+        }
+        Command::Reset => {
+            let names = runner.reset().await?;
+            println!(
+                "Rolled back {} migration(s) and removed the migration records",
+                names.len()
+            );
+        }
+        Command::Sql { .. } | Command::Create { .. } => unreachable!("handled without a database"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(names: Vec<String>, verb: &str, nothing: &str) {
+    if names.is_empty() {
+        println!("{nothing}");
+    } else {
+        println!("{verb} {} migration(s)", names.len());
+    }
+}
+
+/// Asks on the terminal before `fresh` drops tables; refuses without one.
+fn confirm(tables: &[String]) -> Result<(), Failure> {
+    let list = tables.join(", ");
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(format!(
+            "fresh would drop {} table(s) ({list}) and there is no terminal to confirm on; pass --yes",
+            tables.len()
+        )));
+    }
+    print!(
+        "fresh drops {} table(s) and their data: {list}.\nType `yes` to continue: ",
+        tables.len()
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Failure::Usage(
+            "fresh cancelled; nothing was dropped".into(),
+        ))
     }
 }
 
 /// Prints the statements of the named migrations (all when `names` is
-/// empty), in the order they would run, each ending in `;`.
-async fn print_sql(backend: DbBackend, down: bool, names: &[String]) -> Result<(), DbErr> {
+/// empty), in the order they would run.
+async fn print_sql(backend: DbBackend, down: bool, names: &[String]) -> Result<(), Failure> {
     let mut migrations = Migrator::migrations();
-    if let Some(unknown) = names
-        .iter()
-        .find(|n| !migrations.iter().any(|m| m.name() == n.as_str()))
-    {
-        return Err(DbErr::Migration(format!(
-            "no migration is named `{unknown}`; `status` lists them"
-        )));
-    }
     if !names.is_empty() {
         migrations.retain(|m| names.iter().any(|n| n == m.name()));
     }
@@ -296,97 +579,16 @@ async fn print_sql(backend: DbBackend, down: bool, names: &[String]) -> Result<(
         migrations.reverse();
     }
     let direction = if down { Direction::Down } else { Direction::Up };
+    let mut out = std::io::stdout().lock();
     for migration in &migrations {
-        println!("-- {}", migration.name());
+        let mut text = format!("-- {}\n", migration.name());
         for statement in render_sql(migration.as_ref(), backend, direction).await? {
-            println!("{statement};");
+            text.push_str(&statement);
+            text.push('\n');
+        }
+        if out.write_all(text.as_bytes()).is_err() {
+            break; // the reader went away (a pipe into `head`): stop quietly
         }
     }
     Ok(())
-}
-
-async fn up(db: &DatabaseConnection, num: Option<u32>) -> Result<(), DbErr> {
-    let pending = Migrator::get_pending_migrations(db).await?;
-    let todo: Vec<String> = pending
-        .iter()
-        .take(num.map_or(usize::MAX, |n| n as usize))
-        .map(|m| m.name().to_owned())
-        .collect();
-    if todo.is_empty() {
-        println!("Nothing to apply: the database is up to date");
-        return Ok(());
-    }
-    for name in &todo {
-        let started = Instant::now();
-        Migrator::up(db, Some(1)).await.map_err(|err| {
-            DbErr::Migration(format!(
-                "migration {name} failed and was not recorded: {err}"
-            ))
-        })?;
-        println!("Applied    {name} ({} ms)", started.elapsed().as_millis());
-    }
-    println!("Applied {} migration(s)", todo.len());
-    Ok(())
-}
-
-async fn down(db: &DatabaseConnection, num: Option<u32>) -> Result<(), DbErr> {
-    let applied = Migrator::get_applied_migrations(db).await?;
-    let todo: Vec<String> = applied
-        .iter()
-        .rev()
-        .take(num.map_or(usize::MAX, |n| n as usize))
-        .map(|m| m.name().to_owned())
-        .collect();
-    if todo.is_empty() {
-        println!("Nothing to roll back: no migration is applied");
-        return Ok(());
-    }
-    for name in &todo {
-        let started = Instant::now();
-        Migrator::down(db, Some(1))
-            .await
-            .map_err(|err| DbErr::Migration(format!("rolling back {name} failed: {err}")))?;
-        println!("Rolled back {name} ({} ms)", started.elapsed().as_millis());
-    }
-    println!("Rolled back {} migration(s)", todo.len());
-    Ok(())
-}
-
-async fn status(db: &DatabaseConnection) -> Result<(), DbErr> {
-    let records = Migrator::get_migration_models(db).await?;
-    let migrations = Migrator::get_migration_with_status(db).await?;
-    let width = migrations.iter().map(|m| m.name().len()).max().unwrap_or(0);
-    println!("Database: {}", backend_name(db.get_database_backend()));
-    let mut applied = 0;
-    for migration in &migrations {
-        let state = match migration.status() {
-            MigrationStatus::Applied => {
-                applied += 1;
-                let when = records
-                    .iter()
-                    .find(|r| r.version == migration.name())
-                    .and_then(|r| DateTime::<Utc>::from_timestamp(r.applied_at, 0))
-                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                    .unwrap_or_default();
-                format!("applied  {when}")
-            }
-            MigrationStatus::Pending => "pending".to_owned(),
-        };
-        println!("{:<width$}  {state}", migration.name());
-    }
-    let total = migrations.len();
-    println!(
-        "{applied} applied, {} pending, {total} total",
-        total - applied
-    );
-    Ok(())
-}
-
-fn backend_name(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => "PostgreSQL",
-        DbBackend::MySql => "MySQL/MariaDB",
-        DbBackend::Sqlite => "SQLite",
-        _ => "unknown",
-    }
 }

@@ -1,0 +1,185 @@
+//! How the CLI prints plans, status and verification, for people and (with
+//! `--format json`) for machines.
+
+use sea_orm_migration::sea_orm::DbBackend;
+use serde_json::json;
+
+use super::Format;
+use crate::runner::{Entry, State, Step};
+
+/// Prints what a dry run would do: each migration's statements and checksum.
+pub fn plan(steps: &[Step], verb: &str) {
+    if steps.is_empty() {
+        println!("-- nothing to {verb}");
+        return;
+    }
+    for step in steps {
+        println!(
+            "-- {} ({} statements, sha256 {})",
+            step.name,
+            step.sql.len(),
+            step.checksum
+        );
+        for sql in &step.sql {
+            println!("{sql}");
+        }
+    }
+    println!(
+        "-- dry run: would {verb} {} migration(s); nothing was changed",
+        steps.len()
+    );
+}
+
+fn backend_name(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "PostgreSQL",
+        DbBackend::MySql => "MySQL/MariaDB",
+        DbBackend::Sqlite => "SQLite",
+        _ => "unknown",
+    }
+}
+
+fn failure_json(entry: &Entry) -> serde_json::Value {
+    entry.failure.as_ref().map_or(serde_json::Value::Null, |f| {
+        json!({
+            "direction": f.direction,
+            "statement": f.statements_done + 1,
+            "statements_total": f.statements_total,
+            "error": f.error,
+            "at": f.executed_at.to_rfc3339(),
+        })
+    })
+}
+
+fn counts(entries: &[Entry]) -> (usize, usize, usize) {
+    let applied = entries.iter().filter(|e| e.state.is_applied()).count();
+    (applied, entries.len() - applied, entries.len())
+}
+
+/// Prints every migration's standing, ending with `N applied, M pending, T total`.
+pub fn status(backend: DbBackend, entries: &[Entry], format: Format) {
+    let (applied, pending, total) = counts(entries);
+    if format == Format::Json {
+        let migrations: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "name": e.name,
+                    "state": e.state.as_str(),
+                    "applied_at": e.applied_at.map(|t| t.to_rfc3339()),
+                    "checksum": e.checksum,
+                    "recorded_checksum": e.recorded_checksum,
+                    "failure": failure_json(e),
+                })
+            })
+            .collect();
+        let doc = json!({
+            "backend": backend_name(backend),
+            "migrations": migrations,
+            "applied": applied,
+            "pending": pending,
+            "total": total,
+        });
+        println!("{doc:#}");
+        return;
+    }
+    println!("Database: {}", backend_name(backend));
+    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    for entry in entries {
+        let detail = match (entry.state, &entry.failure) {
+            (State::Failed, Some(f)) => format!(
+                "at statement {} of {}: {}",
+                f.statements_done + 1,
+                f.statements_total,
+                f.error.as_deref().unwrap_or("no error recorded")
+            ),
+            _ => entry
+                .applied_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
+        };
+        let line = format!("{:<width$}  {:<8} {detail}", entry.name, short(entry.state));
+        println!("{}", line.trim_end());
+    }
+    let failed = entries.iter().filter(|e| e.state == State::Failed).count();
+    let changed = entries.iter().filter(|e| e.state == State::Changed).count();
+    if failed + changed > 0 {
+        println!(
+            "{failed} failed, {changed} changed: `migrate verify` explains, `migrate repair NAME` clears a failure"
+        );
+    }
+    println!("{applied} applied, {pending} pending, {total} total");
+}
+
+fn short(state: State) -> &'static str {
+    match state {
+        State::Applied | State::AppliedWithoutRecord => "applied",
+        State::Changed => "changed",
+        State::Pending => "pending",
+        State::Failed => "failed",
+        State::MissingFromCode => "missing",
+    }
+}
+
+fn verdict(state: State) -> &'static str {
+    match state {
+        State::Applied => "ok",
+        State::Changed => "changed",
+        State::AppliedWithoutRecord => "applied without a record",
+        State::MissingFromCode => "missing from code",
+        State::Failed => "failed",
+        State::Pending => "pending",
+    }
+}
+
+/// Prints each migration's verification; returns whether there was no problem.
+pub fn verify(entries: &[Entry], format: Format) -> bool {
+    let problems = entries.iter().filter(|e| e.state.is_problem()).count();
+    if format == Format::Json {
+        let migrations: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "name": e.name,
+                    "result": verdict(e.state),
+                    "checksum": e.checksum,
+                    "recorded_checksum": e.recorded_checksum,
+                })
+            })
+            .collect();
+        println!(
+            "{:#}",
+            json!({ "ok": problems == 0, "problems": problems, "migrations": migrations })
+        );
+        return problems == 0;
+    }
+    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    for entry in entries {
+        let hint = match entry.state {
+            State::Changed => format!(
+                " (recorded sha256 {}, now {})",
+                short_sum(entry.recorded_checksum.as_deref()),
+                short_sum(entry.checksum.as_deref())
+            ),
+            State::AppliedWithoutRecord => {
+                " (applied by another tool; `migrate baseline` or `mark-applied` records it)".into()
+            }
+            State::MissingFromCode => " (applied, but this build does not contain it)".into(),
+            State::Failed => {
+                " (`migrate status` shows where; fix and rerun, or `migrate repair`)".into()
+            }
+            _ => String::new(),
+        };
+        println!("{:<width$}  {}{hint}", entry.name, verdict(entry.state));
+    }
+    if problems == 0 {
+        println!("All applied migrations verified");
+    } else {
+        println!("{problems} problem(s) found");
+    }
+    problems == 0
+}
+
+fn short_sum(sum: Option<&str>) -> &str {
+    sum.map_or("-", |s| &s[..s.len().min(12)])
+}
