@@ -79,5 +79,11 @@ ensure_mariadb() {
   log "MariaDB ready: $(mariadb -h 127.0.0.1 -uroot -Nse 'SELECT VERSION()')"
 }
 
+ensure_clients() {
+  # The interoperability tests feed `migrate sql` output to each database's own client.
+  command -v sqlite3 >/dev/null 2>&1 || apt_install sqlite3
+}
+
 ensure_postgres
 ensure_mariadb
+ensure_clients

@@ -16,6 +16,11 @@ if ! command -v sea-orm-cli >/dev/null 2>&1; then
 fi
 export TEST_REQUIRE_SEA_ORM_CLI="${TEST_REQUIRE_SEA_ORM_CLI:-1}"
 
-# The CLI tests run the built binaries, the migration bin included.
+# The CLI tests run the built binaries, the migration bin included, and
+# `sea-orm-cli migrate`, which builds the migration crate on its own. That
+# build resolves dependency features for one crate, so it gets a target
+# directory of its own instead of rebuilding the workspace's over and over.
 cargo build --workspace --bins
+export SEA_ORM_CLI_TARGET_DIR="$PWD/target/sea-orm-cli"
+CARGO_TARGET_DIR="$SEA_ORM_CLI_TARGET_DIR" cargo build --manifest-path migration/Cargo.toml
 cargo nextest run --workspace --no-fail-fast "$@"

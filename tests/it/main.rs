@@ -6,11 +6,13 @@ mod support;
 
 mod cli;
 mod constraints;
+mod deploy;
 mod drift;
 mod invariants;
 mod keys;
 mod lockout;
 mod roundtrip;
+mod runner;
 mod seed;
 mod session_security;
 mod snapshots;

@@ -14,7 +14,7 @@ async fn snapshot_all(backend: DbBackend, label: &str) {
             assert!(!sql.is_empty(), "{} {dir} renders no SQL", migration.name());
             insta::assert_snapshot!(
                 format!("{}__{label}__{dir}", migration.name()),
-                sql.join(";\n\n") + ";"
+                sql.join("\n\n")
             );
         }
     }

@@ -82,7 +82,8 @@ impl TestDb {
         row.try_get::<i64>("", "n").expect("COUNT is an integer")
     }
 
-    async fn drop_database(self) {
+    /// Closes the connection and drops the database.
+    pub async fn drop(self) {
         let _ = self.db.close().await;
         match self.backend {
             Backend::Sqlite => {
@@ -219,7 +220,7 @@ where
         return;
     };
     body(test_db.clone()).await;
-    test_db.drop_database().await;
+    test_db.drop().await;
 }
 
 /// Runs `async fn $name(t: TestDb)` on every backend, as `$name::sqlite`,
