@@ -11,6 +11,7 @@ pub mod lockout;
 pub mod schema;
 pub mod seed;
 
+pub use accounts::{Account, Accounts, Argon2idHasher, PasswordHasher};
 pub use config::Config;
 pub use entity;
 pub use error::{Constraint, Error, constraint_violation};
