@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod error;
 pub mod keys;
 pub mod lockout;
+pub mod rbac;
 pub mod schema;
 pub mod seed;
 

@@ -11,6 +11,7 @@ mod drift;
 mod invariants;
 mod keys;
 mod lockout;
+mod rbac;
 mod roundtrip;
 mod seed;
 mod session_security;
