@@ -2,14 +2,17 @@
 //! the `entity` crate and built by the `migration` crate, on PostgreSQL,
 //! MySQL/MariaDB and SQLite.
 
+pub mod accounts;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod keys;
 pub mod lockout;
+pub mod rbac;
 pub mod schema;
 pub mod seed;
 
+pub use accounts::{Account, Accounts, Argon2idHasher, PasswordHasher};
 pub use config::Config;
 pub use entity;
 pub use error::{Constraint, Error, constraint_violation};

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod accounts;
 mod cli;
 mod constraints;
 mod deploy;
@@ -11,6 +12,7 @@ mod drift;
 mod invariants;
 mod keys;
 mod lockout;
+mod rbac;
 mod roundtrip;
 mod runner;
 mod seed;

@@ -1,0 +1,846 @@
+//! Accounts (`users`): registration, password login with lockout, password
+//! changes and single-use resets, administrative lock, listing and soft deletion.
+
+mod hasher;
+pub mod validate;
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use data_encoding::BASE64URL_NOPAD;
+use entity::sea_orm_active_enums::AttemptKind;
+use entity::{mfa_configurations, password_history, sessions, users};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+pub use hasher::{
+    Argon2Costs, Argon2idHasher, OWASP_MIN_M_COST, OWASP_MIN_P_COST, OWASP_MIN_T_COST,
+    PasswordHasher,
+};
+pub use validate::Identifier;
+
+use crate::lockout::{self, Failure, LockoutPolicy};
+use crate::{Error, crypto};
+
+/// How many former passwords (besides the current one) a new password is checked against and kept.
+pub const PASSWORD_HISTORY_DEPTH: u64 = 12;
+/// Default lifetime of a password reset token.
+pub const DEFAULT_RESET_TOKEN_TTL: Duration = Duration::minutes(30);
+/// Random bytes in a reset token (256 bits).
+const RESET_TOKEN_BYTES: usize = 32;
+/// Length of a reset token: 32 random bytes (256 bits) in base64url without padding.
+pub const RESET_TOKEN_CHARS: usize = 43;
+/// Most accounts [`list_users`] returns at once.
+pub const LIST_LIMIT_MAX: u64 = 1_000;
+
+/// An account as the library hands it out: everything but the password hash
+/// and the reset token hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub is_locked: bool,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub failed_login_count: i32,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub last_login_ip: Option<String>,
+    pub password_changed_at: Option<DateTime<Utc>>,
+    pub password_expires_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<users::Model> for Account {
+    fn from(user: users::Model) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            username: user.username,
+            is_active: user.is_active,
+            is_verified: user.is_verified,
+            is_locked: user.is_locked,
+            locked_until: user.locked_until,
+            failed_login_count: user.failed_login_count,
+            last_login_at: user.last_login_at,
+            last_login_ip: user.last_login_ip,
+            password_changed_at: user.password_changed_at,
+            password_expires_at: user.password_expires_at,
+            deleted_at: user.deleted_at,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// What [`Accounts::register`] needs. `Debug` leaves the password out.
+#[derive(Clone, Copy)]
+pub struct NewAccount<'a> {
+    pub email: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+}
+
+impl fmt::Debug for NewAccount<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .field("password", &"(redacted)")
+            .finish()
+    }
+}
+
+/// A login attempt: email or username, password, and where it came from.
+/// `Debug` leaves the password out.
+#[derive(Clone, Copy)]
+pub struct Credentials<'a> {
+    pub identifier: &'a str,
+    pub password: &'a str,
+    pub ip_address: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("identifier", &self.identifier)
+            .field("password", &"(redacted)")
+            .field("ip_address", &self.ip_address)
+            .field("user_agent", &self.user_agent)
+            .finish()
+    }
+}
+
+/// A password reset token, to deliver to the account's owner. Only its
+/// SHA-256 is stored; `Debug` prints no part of it.
+pub struct ResetToken(SecretString);
+
+impl ResetToken {
+    /// The token, to put in the message to the account's owner.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for ResetToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResetToken(redacted)")
+    }
+}
+
+/// A reset issued by [`Accounts::request_password_reset`].
+#[derive(Debug)]
+pub struct PasswordReset {
+    pub account: Account,
+    pub token: ResetToken,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Lockout and reset settings of the accounts service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountsPolicy {
+    pub lockout: LockoutPolicy,
+    pub reset_token_ttl: Duration,
+}
+
+impl Default for AccountsPolicy {
+    fn default() -> Self {
+        Self {
+            lockout: LockoutPolicy::default(),
+            reset_token_ttl: DEFAULT_RESET_TOKEN_TTL,
+        }
+    }
+}
+
+/// The accounts service: a password hasher, the dummy hash unknown accounts
+/// are verified against, and the policy.
+///
+/// Hashing runs on tokio's blocking pool. An unknown or disabled account costs
+/// the same one verification as a known one (against the dummy hash, made once
+/// in [`Accounts::new`]) and gets the same [`Error::InvalidCredentials`].
+/// Authentication returns the account; sessions are the sessions module's business.
+pub struct Accounts<H> {
+    hasher: Arc<H>,
+    dummy_hash: Arc<str>,
+    policy: AccountsPolicy,
+}
+
+impl<H> fmt::Debug for Accounts<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accounts")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: PasswordHasher> Accounts<H> {
+    /// The service with the default policy; computes the dummy hash (one hash).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the hasher cannot hash.
+    pub async fn new(hasher: H) -> Result<Self, Error> {
+        Self::with_policy(hasher, AccountsPolicy::default()).await
+    }
+
+    /// The service with `policy`; computes the dummy hash (one hash).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the hasher cannot hash or the policy is unusable.
+    pub async fn with_policy(hasher: H, policy: AccountsPolicy) -> Result<Self, Error> {
+        if policy.reset_token_ttl <= Duration::zero() {
+            return Err(Error::Config {
+                var: "reset_token_ttl",
+                reason: "must be positive".into(),
+            });
+        }
+        let hasher = Arc::new(hasher);
+        let dummy_password = BASE64URL_NOPAD.encode(&crypto::random_bytes::<RESET_TOKEN_BYTES>());
+        let dummy_hash = blocking({
+            let hasher = Arc::clone(&hasher);
+            move || hasher.hash(&dummy_password)
+        })
+        .await?;
+        Ok(Self {
+            hasher,
+            dummy_hash: dummy_hash.into(),
+            policy,
+        })
+    }
+
+    /// The hasher, for callers that need to inspect it.
+    pub fn hasher(&self) -> &H {
+        &self.hasher
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &AccountsPolicy {
+        &self.policy
+    }
+
+    /// Creates an active, unverified account. Email and username are stored
+    /// normalized; the database's unique indexes decide duplicates.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed field, [`Error::PolicyViolation`]
+    /// for a password the policy refuses, [`Error::Conflict`] when the email
+    /// or username is taken; nothing is written then.
+    pub async fn register<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        new: NewAccount<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Account, Error> {
+        let email = validate::email(new.email)?;
+        let username = validate::username(new.username)?;
+        let password = validate::new_password(
+            new.password,
+            validate::PASSWORD_MIN_CHARS,
+            &[&email, &username],
+        )?;
+        let password_hash = self.hash(password.into()).await?;
+        let user = users::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            email: Set(email),
+            username: Set(username),
+            password_hash: Set(password_hash),
+            is_active: Set(true),
+            is_verified: Set(false),
+            is_locked: Set(false),
+            failed_login_count: Set(0),
+            password_changed_at: Set(Some(now)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        Ok(user.into())
+    }
+
+    /// Checks a password login. Unknown, deleted and inactive accounts take
+    /// the same path as a wrong password. Every failure is recorded in
+    /// `failed_login_attempts`; the policy's N-th failure locks the account.
+    /// On success the hash is renewed if the hasher's parameters changed,
+    /// and the login is recorded ([`lockout::record_success`]). No session is made.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed identifier or password (nothing
+    /// recorded), [`Error::Locked`] for a locked account (or when this failure
+    /// locked it), [`Error::InvalidCredentials`] otherwise.
+    pub async fn authenticate<C>(
+        &self,
+        db: &C,
+        credentials: Credentials<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Account, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let identifier = validate::identifier(credentials.identifier)?;
+        let password: SecretString = validate::password_form(credentials.password)?.into();
+        let found = match &identifier {
+            Identifier::Email(email) => users::Entity::find_by_email(email.as_str()),
+            Identifier::Username(name) => users::Entity::find_by_username(name.as_str()),
+        }
+        .one(db)
+        .await?;
+        let failure = |user_id, reason| Failure {
+            user_id,
+            identifier: identifier.as_str(),
+            kind: AttemptKind::Password,
+            ip_address: credentials.ip_address,
+            user_agent: credentials.user_agent,
+            reason,
+        };
+        let Some(user) = found.as_ref().filter(|u| is_live(u)) else {
+            // The same one verification a known account costs.
+            self.verify(password, self.dummy_hash.to_string()).await?;
+            let reason = if found.is_some() {
+                "account disabled"
+            } else {
+                "unknown account"
+            };
+            lockout::record_failure(
+                db,
+                &self.policy.lockout,
+                failure(found.map(|u| u.id), reason),
+                now,
+            )
+            .await?;
+            return Err(Error::InvalidCredentials);
+        };
+        lockout::ensure_not_locked(user, now)?;
+        if !self
+            .verify(password.clone(), user.password_hash.clone())
+            .await?
+        {
+            let locked = lockout::record_failure(
+                db,
+                &self.policy.lockout,
+                failure(Some(user.id), "wrong password"),
+                now,
+            )
+            .await?;
+            return Err(match locked {
+                Some(until) => Error::Locked { until: Some(until) },
+                None => Error::InvalidCredentials,
+            });
+        }
+        if self.hasher.needs_rehash(&user.password_hash) {
+            let renewed = self.hash(password).await?;
+            // Only if the password did not change in the meantime.
+            users::Entity::update_many()
+                .col_expr(users::Column::PasswordHash, Expr::value(renewed))
+                .filter(users::Column::Id.eq(user.id))
+                .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
+                .exec(db)
+                .await?;
+        }
+        lockout::record_success(db, user.id, credentials.ip_address, now).await?;
+        get(db, user.id).await
+    }
+
+    /// Changes a password after checking the current one. The new one must
+    /// pass the policy (8 characters suffice with MFA enabled) and differ from
+    /// the current one and the last [`PASSWORD_HISTORY_DEPTH`]. In one
+    /// transaction: the hash is replaced, the old one goes to
+    /// `password_history`, any reset token is voided and every session of the
+    /// account is revoked.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no live account, [`Error::Locked`],
+    /// [`Error::InvalidCredentials`] for a wrong current password (recorded as
+    /// a failure), [`Error::InvalidInput`] / [`Error::PolicyViolation`] for the
+    /// new one, [`Error::Conflict`] if the password changed concurrently.
+    pub async fn change_password<C>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        current_password: &str,
+        new_password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let current: SecretString = validate::password_form(current_password)?.into();
+        let user = live_user(db, user_id).await?;
+        let new: SecretString = validate::new_password(
+            new_password,
+            min_password_chars(db, user.id).await?,
+            &[&user.email, &user.username],
+        )?
+        .into();
+        lockout::ensure_not_locked(&user, now)?;
+        if !self.verify(current, user.password_hash.clone()).await? {
+            let locked = lockout::record_failure(
+                db,
+                &self.policy.lockout,
+                Failure {
+                    user_id: Some(user.id),
+                    identifier: &user.username,
+                    kind: AttemptKind::Password,
+                    ip_address: None,
+                    user_agent: None,
+                    reason: "wrong current password",
+                },
+                now,
+            )
+            .await?;
+            return Err(match locked {
+                Some(until) => Error::Locked { until: Some(until) },
+                None => Error::InvalidCredentials,
+            });
+        }
+        self.ensure_not_reused(db, &user, &new).await?;
+        let new_hash = self.hash(new).await?;
+        let txn = db.begin().await?;
+        let updated = users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(new_hash))
+            .col_expr(users::Column::PasswordChangedAt, Expr::value(now))
+            .col_expr(
+                users::Column::PasswordResetTokenHash,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                users::Column::PasswordResetExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(user.id))
+            .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(Error::Conflict(
+                "the password was changed concurrently".into(),
+            ));
+        }
+        archive_and_revoke(
+            &txn,
+            &user,
+            Some(user.id),
+            "change",
+            "password changed",
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Issues a password reset token for the live account with `email`, valid
+    /// for the policy's `reset_token_ttl`; a newer token replaces an older one.
+    /// `None` when no live account has that email: answer the requester the
+    /// same way in both cases.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed email, or a database error.
+    pub async fn request_password_reset<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PasswordReset>, Error> {
+        let email = validate::email(email)?;
+        let Some(user) = users::Entity::find_by_email(email)
+            .one(db)
+            .await?
+            .filter(is_live)
+        else {
+            return Ok(None);
+        };
+        let token = BASE64URL_NOPAD.encode(&crypto::random_bytes::<RESET_TOKEN_BYTES>());
+        let expires_at = now + self.policy.reset_token_ttl;
+        let updated = users::Entity::update_many()
+            .col_expr(
+                users::Column::PasswordResetTokenHash,
+                Expr::value(crypto::sha256_hex(token.as_bytes())),
+            )
+            .col_expr(
+                users::Column::PasswordResetExpiresAt,
+                Expr::value(expires_at),
+            )
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(user.id))
+            .filter(users::Column::DeletedAt.is_null())
+            .exec(db)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Ok(None);
+        }
+        Ok(Some(PasswordReset {
+            account: user.into(),
+            token: ResetToken(token.into()),
+            expires_at,
+        }))
+    }
+
+    /// Sets a new password with a reset token. The token is consumed by a
+    /// conditional `UPDATE`, so it works once, and only before it expires. In
+    /// the same transaction the old hash goes to `password_history`, the
+    /// automatic lock and failure count are cleared (an administrator's lock
+    /// stays) and every session of the account is revoked.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed token or password,
+    /// [`Error::InvalidCredentials`] for an unknown token, [`Error::Replayed`]
+    /// for a used one, [`Error::Expired`], [`Error::PolicyViolation`] for a
+    /// refused password (the token stays usable then).
+    pub async fn reset_password<C>(
+        &self,
+        db: &C,
+        token: &str,
+        new_password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Account, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        if token.len() != RESET_TOKEN_CHARS || BASE64URL_NOPAD.decode(token.as_bytes()).is_err() {
+            return Err(Error::InvalidInput {
+                field: "token",
+                reason: "is not a password reset token".into(),
+            });
+        }
+        validate::password_form(new_password)?;
+        let token_hash = crypto::sha256_hex(token.as_bytes());
+        let user = users::Entity::find()
+            .filter(users::Column::PasswordResetTokenHash.eq(token_hash.as_str()))
+            .one(db)
+            .await?
+            .filter(is_live)
+            .ok_or(Error::InvalidCredentials)?;
+        match user.password_reset_expires_at {
+            None => return Err(Error::Replayed),
+            Some(expires_at) if expires_at <= now => return Err(Error::Expired),
+            Some(_) => {}
+        }
+        let new: SecretString = validate::new_password(
+            new_password,
+            min_password_chars(db, user.id).await?,
+            &[&user.email, &user.username],
+        )?
+        .into();
+        self.ensure_not_reused(db, &user, &new).await?;
+        let new_hash = self.hash(new).await?;
+        let txn = db.begin().await?;
+        // Consumes the token: a used one keeps its hash with no expiry, so a
+        // second use is told apart from an unknown token.
+        let consumed = users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(new_hash))
+            .col_expr(users::Column::PasswordChangedAt, Expr::value(now))
+            .col_expr(
+                users::Column::PasswordResetExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                users::Column::LockedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(users::Column::FailedLoginCount, Expr::value(0))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(user.id))
+            .filter(users::Column::PasswordResetTokenHash.eq(token_hash.as_str()))
+            .filter(users::Column::PasswordResetExpiresAt.gt(now))
+            .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
+            .filter(users::Column::DeletedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if consumed.rows_affected != 1 {
+            return Err(Error::Replayed);
+        }
+        archive_and_revoke(&txn, &user, None, "reset", "password reset", now).await?;
+        txn.commit().await?;
+        get(db, user.id).await
+    }
+
+    /// Refuses `new` when it matches the current password or one of the last
+    /// [`PASSWORD_HISTORY_DEPTH`] (stops at the first match).
+    async fn ensure_not_reused<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        user: &users::Model,
+        new: &SecretString,
+    ) -> Result<(), Error> {
+        let mut hashes = vec![user.password_hash.clone()];
+        hashes.extend(
+            password_history::Entity::find()
+                .filter(password_history::Column::UserId.eq(user.id))
+                .order_by_desc(password_history::Column::CreatedAt)
+                .order_by_desc(password_history::Column::Id)
+                .limit(PASSWORD_HISTORY_DEPTH)
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|row| row.password_hash),
+        );
+        let hasher = Arc::clone(&self.hasher);
+        let new = new.clone();
+        let reused = blocking(move || {
+            hashes
+                .iter()
+                // A hash this hasher cannot read (an older scheme) cannot match.
+                .any(|phc| hasher.verify(new.expose_secret(), phc).unwrap_or(false))
+        })
+        .await;
+        if reused {
+            return Err(Error::PolicyViolation(format!(
+                "this password was used recently; choose one that is not among the last {}",
+                PASSWORD_HISTORY_DEPTH + 1
+            )));
+        }
+        Ok(())
+    }
+
+    async fn hash(&self, password: SecretString) -> Result<String, Error> {
+        let hasher = Arc::clone(&self.hasher);
+        blocking(move || hasher.hash(password.expose_secret())).await
+    }
+
+    async fn verify(&self, password: SecretString, phc: String) -> Result<bool, Error> {
+        let hasher = Arc::clone(&self.hasher);
+        blocking(move || hasher.verify(password.expose_secret(), &phc)).await
+    }
+}
+
+/// The account with `user_id`, deleted or not.
+///
+/// # Errors
+/// [`Error::NotFound`], or a database error.
+pub async fn get<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Account, Error> {
+    users::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .map(Account::from)
+        .ok_or_else(|| Error::NotFound(format!("user {user_id}")))
+}
+
+/// Accounts in order of creation, `limit` (1 to [`LIST_LIMIT_MAX`]) from `offset`,
+/// soft-deleted ones only when `include_deleted`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a limit out of range, or a database error.
+pub async fn list_users<C: ConnectionTrait>(
+    db: &C,
+    include_deleted: bool,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<Account>, Error> {
+    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
+        return Err(Error::InvalidInput {
+            field: "limit",
+            reason: format!("must be between 1 and {LIST_LIMIT_MAX}"),
+        });
+    }
+    let mut query = users::Entity::find();
+    if !include_deleted {
+        query = query.filter(users::Column::DeletedAt.is_null());
+    }
+    Ok(query
+        .order_by_asc(users::Column::CreatedAt)
+        .order_by_asc(users::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Account::from)
+        .collect())
+}
+
+/// An administrator's lock (`is_locked`): the account cannot log in until
+/// [`unlock`]; its sessions are revoked in the same transaction. The caller
+/// checks the administrator's permission (`users.update`).
+///
+/// # Errors
+/// [`Error::NotFound`] for no live account, or a database error.
+pub async fn lock<C>(db: &C, user_id: Uuid, now: DateTime<Utc>) -> Result<(), Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db.begin().await?;
+    let updated = users::Entity::update_many()
+        .col_expr(users::Column::IsLocked, Expr::value(true))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::DeletedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(Error::NotFound(format!("user {user_id}")));
+    }
+    revoke_sessions(&txn, user_id, "account locked", now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Lifts both an administrator's lock and an automatic one, and clears the failure count.
+///
+/// # Errors
+/// [`Error::NotFound`] for no live account, or a database error.
+pub async fn unlock<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let updated = users::Entity::update_many()
+        .col_expr(users::Column::IsLocked, Expr::value(false))
+        .col_expr(
+            users::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(users::Column::FailedLoginCount, Expr::value(0))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(Error::NotFound(format!("user {user_id}")));
+    }
+    Ok(())
+}
+
+/// Soft-deletes an account (`deleted_at`): it can no longer log in or reset
+/// its password, its reset token is voided and its sessions revoked, in one
+/// transaction. The row stays for the audit trail.
+///
+/// # Errors
+/// [`Error::NotFound`] for no live account, or a database error.
+pub async fn soft_delete<C>(db: &C, user_id: Uuid, now: DateTime<Utc>) -> Result<(), Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db.begin().await?;
+    let updated = users::Entity::update_many()
+        .col_expr(users::Column::DeletedAt, Expr::value(now))
+        .col_expr(
+            users::Column::PasswordResetTokenHash,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            users::Column::PasswordResetExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::DeletedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(Error::NotFound(format!("user {user_id}")));
+    }
+    revoke_sessions(&txn, user_id, "account deleted", now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Whether the account may log in at all (locks aside).
+fn is_live(user: &users::Model) -> bool {
+    user.deleted_at.is_none() && user.is_active
+}
+
+async fn live_user<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<users::Model, Error> {
+    users::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .filter(is_live)
+        .ok_or_else(|| Error::NotFound(format!("user {user_id}")))
+}
+
+/// The shortest password the account may choose: shorter when MFA is enabled.
+async fn min_password_chars<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<usize, Error> {
+    let mfa_enabled = mfa_configurations::Entity::find()
+        .filter(mfa_configurations::Column::UserId.eq(user_id))
+        .filter(mfa_configurations::Column::IsEnabled.eq(true))
+        .count(db)
+        .await?
+        > 0;
+    Ok(if mfa_enabled {
+        validate::PASSWORD_MIN_CHARS_WITH_MFA
+    } else {
+        validate::PASSWORD_MIN_CHARS
+    })
+}
+
+/// After a password change: keeps the old hash in `password_history` (the
+/// newest [`PASSWORD_HISTORY_DEPTH`] only) and revokes every session.
+async fn archive_and_revoke<C: ConnectionTrait>(
+    txn: &C,
+    user: &users::Model,
+    changed_by: Option<Uuid>,
+    change_reason: &str,
+    revoke_reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    password_history::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.id),
+        password_hash: Set(user.password_hash.clone()),
+        changed_by: Set(changed_by),
+        change_reason: Set(Some(change_reason.to_owned())),
+        created_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    let stale: Vec<Uuid> = password_history::Entity::find()
+        .select_only()
+        .column(password_history::Column::Id)
+        .filter(password_history::Column::UserId.eq(user.id))
+        .order_by_desc(password_history::Column::CreatedAt)
+        .order_by_desc(password_history::Column::Id)
+        .offset(PASSWORD_HISTORY_DEPTH)
+        .limit(u64::from(u32::MAX))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if !stale.is_empty() {
+        password_history::Entity::delete_many()
+            .filter(password_history::Column::Id.is_in(stale))
+            .exec(txn)
+            .await?;
+    }
+    revoke_sessions(txn, user.id, revoke_reason, now).await
+}
+
+/// Revokes every live session of the account.
+async fn revoke_sessions<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::IsRevoked, Expr::value(true))
+        .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+        .col_expr(sessions::Column::RevokedReason, Expr::value(reason))
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::IsRevoked.eq(false))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Runs CPU-heavy `work` on tokio's blocking pool; a panic in it is resumed here.
+async fn blocking<T, F>(work: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => panic!("the blocking pool dropped a hashing task: {err}"),
+    }
+}

@@ -1,0 +1,534 @@
+//! Role-based access control: roles ranked by level (0..=100), their permissions,
+//! grants to users with optional expiry, and permission checks in one query.
+
+use chrono::{DateTime, Utc};
+use entity::{permissions, role_permissions, roles, user_roles, users};
+use sea_orm::sea_query::{Cond, Expr, ExprTrait, Func, Query, SelectStatement};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, TransactionSession, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::Error;
+
+/// Lowest role level.
+pub const MIN_LEVEL: i32 = 0;
+/// Highest role level (superadmin's).
+pub const MAX_LEVEL: i32 = 100;
+/// The permission needed to grant and revoke roles.
+pub const MANAGE_ROLES: &str = "roles.manage";
+/// Longest role name, in characters (the column holds 64).
+pub const ROLE_NAME_MAX_CHARS: usize = 64;
+/// Longest permission name, `resource.action` (the column holds 128).
+pub const PERMISSION_NAME_MAX_CHARS: usize = 128;
+/// Longest role description, in characters.
+pub const ROLE_DESCRIPTION_MAX_CHARS: usize = 1_000;
+
+/// Who grants or revokes a role.
+///
+/// A user needs `roles.manage` and a highest active level strictly above the
+/// role's, so nobody hands out their own rank: a superadmin (100) grants
+/// anything below 100. Superadmin itself is granted by the operator as
+/// [`Actor::System`] ([`grant_role_bootstrap`]), never by a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// A user, held to `roles.manage` and the level rule.
+    User(Uuid),
+    /// The operator (seed, bootstrap, CLI with database access): no checks,
+    /// recorded with `granted_by` NULL. The only way to grant superadmin.
+    System,
+}
+
+/// Grants `role_id` to `user_id`, until `expires_at` if given. An expired
+/// grant of the same role is replaced; a live one is a conflict.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for an expiry not in the future, [`Error::NotFound`]
+/// for an unknown role, [`Error::Forbidden`] when `actor` may not grant it,
+/// [`Error::Conflict`] when the user holds it already, [`Error::Reference`]
+/// for an unknown user.
+pub async fn grant_role<C>(
+    db: &C,
+    actor: Actor,
+    user_id: Uuid,
+    role_id: Uuid,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(Error::InvalidInput {
+            field: "expires_at",
+            reason: "must be in the future".into(),
+        });
+    }
+    let role = role(db, role_id).await?;
+    authorize(db, actor, &role, "grant", now).await?;
+    let granted_by = match actor {
+        Actor::User(id) => Some(id),
+        Actor::System => None,
+    };
+    let txn = db.begin().await?;
+    user_roles::Entity::delete_many()
+        .filter(user_roles::Column::UserId.eq(user_id))
+        .filter(user_roles::Column::RoleId.eq(role_id))
+        .filter(user_roles::Column::ExpiresAt.lte(now))
+        .exec(&txn)
+        .await?;
+    user_roles::ActiveModel {
+        user_id: Set(user_id),
+        role_id: Set(role_id),
+        granted_by: Set(granted_by),
+        granted_at: Set(now),
+        expires_at: Set(expires_at),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The bootstrap path: grants `role_id` (superadmin included) as [`Actor::System`].
+/// For the seed and the operator's CLI only, never for a user's request.
+///
+/// # Errors
+/// As [`grant_role`], without [`Error::Forbidden`].
+pub async fn grant_role_bootstrap<C>(
+    db: &C,
+    user_id: Uuid,
+    role_id: Uuid,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    grant_role(db, Actor::System, user_id, role_id, expires_at, now).await
+}
+
+/// Takes `role_id` away from `user_id`, under the same rule as granting it.
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown role or a grant that does not exist,
+/// [`Error::Forbidden`] when `actor` may not revoke it.
+pub async fn revoke_role<C: ConnectionTrait>(
+    db: &C,
+    actor: Actor,
+    user_id: Uuid,
+    role_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let role = role(db, role_id).await?;
+    authorize(db, actor, &role, "revoke", now).await?;
+    let deleted = user_roles::Entity::delete_many()
+        .filter(user_roles::Column::UserId.eq(user_id))
+        .filter(user_roles::Column::RoleId.eq(role_id))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(Error::NotFound(format!(
+            "grant of role {} to user {user_id}",
+            role.name
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `user_id` holds `permission` (`resource.action`) now, in one query
+/// over users, user_roles, roles, role_permissions and permissions. A grant
+/// counts while it has not expired and its holder is active, not locked
+/// (by an administrator or automatically) and not deleted.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a malformed permission name, or a database error.
+pub async fn has_permission<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    permission: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let permission = permission_name(permission)?;
+    // `SELECT 1 ... LIMIT 1`: EXISTS semantics, decoded the same on every backend.
+    let query = with_permissions(live_grants(user_id, now))
+        .expr(Expr::val(1))
+        .and_where(Expr::col((permissions::Entity, permissions::Column::Name)).eq(permission))
+        .limit(1)
+        .to_owned();
+    Ok(db.query_one(&query).await?.is_some())
+}
+
+/// The names of every permission `user_id` holds now, sorted, in one query.
+///
+/// # Errors
+/// A database error.
+pub async fn permissions_of<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, Error> {
+    let query = with_permissions(live_grants(user_id, now))
+        .distinct()
+        .column((permissions::Entity, permissions::Column::Name))
+        .order_by(
+            (permissions::Entity, permissions::Column::Name),
+            sea_orm::Order::Asc,
+        )
+        .to_owned();
+    db.query_all(&query)
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get::<String>("", "name")?))
+        .collect()
+}
+
+/// The roles `user_id` holds now, highest level first.
+///
+/// # Errors
+/// A database error.
+pub async fn roles_of<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<roles::Model>, Error> {
+    let granted = live_grants(user_id, now)
+        .column((roles::Entity, roles::Column::Id))
+        .to_owned();
+    Ok(roles::Entity::find()
+        .filter(roles::Column::Id.in_subquery(granted))
+        .order_by_desc(roles::Column::Level)
+        .order_by_asc(roles::Column::Name)
+        .all(db)
+        .await?)
+}
+
+/// The highest level among the roles `user_id` holds now, if any.
+///
+/// # Errors
+/// A database error.
+pub async fn highest_level<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<i32>, Error> {
+    let query = live_grants(user_id, now)
+        .expr_as(
+            Func::max(Expr::col((roles::Entity, roles::Column::Level))),
+            "level",
+        )
+        .to_owned();
+    match db.query_one(&query).await? {
+        Some(row) => Ok(row.try_get::<Option<i32>>("", "level")?),
+        None => Ok(None),
+    }
+}
+
+/// Every role, highest level first.
+///
+/// # Errors
+/// A database error.
+pub async fn list_roles<C: ConnectionTrait>(db: &C) -> Result<Vec<roles::Model>, Error> {
+    Ok(roles::Entity::find()
+        .order_by_desc(roles::Column::Level)
+        .order_by_asc(roles::Column::Name)
+        .all(db)
+        .await?)
+}
+
+/// The role named `name` (case-insensitively).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a malformed name, [`Error::NotFound`].
+pub async fn find_role<C: ConnectionTrait>(db: &C, name: &str) -> Result<roles::Model, Error> {
+    let name = role_name(name)?;
+    roles::Entity::find_by_name(name.as_str())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("role {name}")))
+}
+
+/// Creates a custom (non-system) role at `level` (0..=100).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a malformed name or description or a level out
+/// of range, [`Error::Conflict`] when the name is taken.
+pub async fn create_role<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+    description: Option<&str>,
+    level: i32,
+    now: DateTime<Utc>,
+) -> Result<roles::Model, Error> {
+    let name = role_name(name)?;
+    if !(MIN_LEVEL..=MAX_LEVEL).contains(&level) {
+        return Err(Error::InvalidInput {
+            field: "level",
+            reason: format!("must be between {MIN_LEVEL} and {MAX_LEVEL}"),
+        });
+    }
+    if let Some(text) = description {
+        if text.len() > ROLE_DESCRIPTION_MAX_CHARS * 4
+            || text.chars().count() > ROLE_DESCRIPTION_MAX_CHARS
+        {
+            return Err(Error::InvalidInput {
+                field: "description",
+                reason: format!("is longer than {ROLE_DESCRIPTION_MAX_CHARS} characters"),
+            });
+        }
+        if text.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(Error::InvalidInput {
+                field: "description",
+                reason: "contains control characters".into(),
+            });
+        }
+    }
+    Ok(roles::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        description: Set(description.map(str::to_owned)),
+        level: Set(level),
+        is_system: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// Deletes a custom role with its grants and permission links.
+///
+/// # Errors
+/// [`Error::Forbidden`] for a system role, [`Error::NotFound`].
+pub async fn delete_role<C: ConnectionTrait>(db: &C, role_id: Uuid) -> Result<(), Error> {
+    let deleted = roles::Entity::delete_many()
+        .filter(roles::Column::Id.eq(role_id))
+        .filter(roles::Column::IsSystem.eq(false))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 1 {
+        return Ok(());
+    }
+    let role = role(db, role_id).await?;
+    Err(Error::Forbidden(format!(
+        "{} is a system role and cannot be deleted",
+        role.name
+    )))
+}
+
+/// Lets the custom role `role_id` grant `permission`.
+///
+/// # Errors
+/// [`Error::Forbidden`] for a system role (its permissions are the seed's),
+/// [`Error::NotFound`] for an unknown role or permission, [`Error::Conflict`]
+/// when the role has it already.
+pub async fn add_permission<C: ConnectionTrait>(
+    db: &C,
+    role_id: Uuid,
+    permission: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let (role, permission) = custom_role_and_permission(db, role_id, permission).await?;
+    role_permissions::ActiveModel {
+        role_id: Set(role.id),
+        permission_id: Set(permission.id),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Stops the custom role `role_id` from granting `permission`.
+///
+/// # Errors
+/// [`Error::Forbidden`] for a system role, [`Error::NotFound`] for an unknown
+/// role or permission or when the role does not have it.
+pub async fn remove_permission<C: ConnectionTrait>(
+    db: &C,
+    role_id: Uuid,
+    permission: &str,
+) -> Result<(), Error> {
+    let (role, permission) = custom_role_and_permission(db, role_id, permission).await?;
+    let deleted = role_permissions::Entity::delete_many()
+        .filter(role_permissions::Column::RoleId.eq(role.id))
+        .filter(role_permissions::Column::PermissionId.eq(permission.id))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(Error::NotFound(format!(
+            "permission {} of role {}",
+            permission.name, role.name
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses `actor` unless it may grant or revoke `role`.
+async fn authorize<C: ConnectionTrait>(
+    db: &C,
+    actor: Actor,
+    role: &roles::Model,
+    verb: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let Actor::User(actor_id) = actor else {
+        return Ok(());
+    };
+    if !has_permission(db, actor_id, MANAGE_ROLES, now).await? {
+        return Err(Error::Forbidden(format!(
+            "to {verb} roles takes the {MANAGE_ROLES} permission"
+        )));
+    }
+    let level = highest_level(db, actor_id, now)
+        .await?
+        .unwrap_or(MIN_LEVEL - 1);
+    if level <= role.level {
+        return Err(Error::Forbidden(format!(
+            "to {verb} {} (level {}) takes a role above that level; the highest held is {level}",
+            role.name, role.level
+        )));
+    }
+    Ok(())
+}
+
+async fn role<C: ConnectionTrait>(db: &C, role_id: Uuid) -> Result<roles::Model, Error> {
+    roles::Entity::find_by_id(role_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("role {role_id}")))
+}
+
+async fn custom_role_and_permission<C: ConnectionTrait>(
+    db: &C,
+    role_id: Uuid,
+    permission: &str,
+) -> Result<(roles::Model, permissions::Model), Error> {
+    let permission = permission_name(permission)?;
+    let role = role(db, role_id).await?;
+    if role.is_system {
+        return Err(Error::Forbidden(format!(
+            "{} is a system role; its permissions are fixed by the seed",
+            role.name
+        )));
+    }
+    let permission = permissions::Entity::find_by_name(permission.as_str())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("permission {permission}")))?;
+    Ok((role, permission))
+}
+
+/// `FROM users JOIN user_roles JOIN roles` restricted to the grants that
+/// count now: not expired, held by an active, unlocked, undeleted user.
+fn live_grants(user_id: Uuid, now: DateTime<Utc>) -> SelectStatement {
+    Query::select()
+        .from(users::Entity)
+        .inner_join(
+            user_roles::Entity,
+            Expr::col((user_roles::Entity, user_roles::Column::UserId))
+                .equals((users::Entity, users::Column::Id)),
+        )
+        .inner_join(
+            roles::Entity,
+            Expr::col((roles::Entity, roles::Column::Id))
+                .equals((user_roles::Entity, user_roles::Column::RoleId)),
+        )
+        .and_where(Expr::col((users::Entity, users::Column::Id)).eq(user_id))
+        .and_where(Expr::col((users::Entity, users::Column::IsActive)).eq(true))
+        .and_where(Expr::col((users::Entity, users::Column::IsLocked)).eq(false))
+        .and_where(Expr::col((users::Entity, users::Column::DeletedAt)).is_null())
+        .cond_where(
+            Cond::any()
+                .add(Expr::col((users::Entity, users::Column::LockedUntil)).is_null())
+                .add(Expr::col((users::Entity, users::Column::LockedUntil)).lte(now)),
+        )
+        .cond_where(
+            Cond::any()
+                .add(Expr::col((user_roles::Entity, user_roles::Column::ExpiresAt)).is_null())
+                .add(Expr::col((user_roles::Entity, user_roles::Column::ExpiresAt)).gt(now)),
+        )
+        .to_owned()
+}
+
+/// Extends [`live_grants`] with `JOIN role_permissions JOIN permissions`.
+fn with_permissions(mut grants: SelectStatement) -> SelectStatement {
+    grants
+        .inner_join(
+            role_permissions::Entity,
+            Expr::col((role_permissions::Entity, role_permissions::Column::RoleId))
+                .equals((roles::Entity, roles::Column::Id)),
+        )
+        .inner_join(
+            permissions::Entity,
+            Expr::col((permissions::Entity, permissions::Column::Id)).equals((
+                role_permissions::Entity,
+                role_permissions::Column::PermissionId,
+            )),
+        )
+        .to_owned()
+}
+
+/// A role name, lower-cased: 2 to 64 ASCII letters, digits, `_`, `-` or `.`.
+fn role_name(raw: &str) -> Result<String, Error> {
+    let name = raw.to_ascii_lowercase();
+    let ok = (2..=ROLE_NAME_MAX_CHARS).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b));
+    if !ok {
+        return Err(Error::InvalidInput {
+            field: "role",
+            reason: "must be 2 to 64 ASCII letters, digits, '_', '-' or '.'".into(),
+        });
+    }
+    Ok(name)
+}
+
+/// A permission name, lower-cased: `resource.action`, each part ASCII
+/// letters, digits and `_`.
+fn permission_name(raw: &str) -> Result<String, Error> {
+    let name = raw.to_ascii_lowercase();
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let ok = name.len() <= PERMISSION_NAME_MAX_CHARS
+        && name
+            .split_once('.')
+            .is_some_and(|(resource, action)| part_ok(resource) && part_ok(action));
+    if !ok {
+        return Err(Error::InvalidInput {
+            field: "permission",
+            reason: "must be resource.action in ASCII letters, digits and '_'".into(),
+        });
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(permission_name("Users.Read").unwrap(), "users.read");
+        for bad in [
+            "users",
+            "users.",
+            ".read",
+            "users.read.all",
+            "users.re ad",
+            "u.r'--",
+        ] {
+            assert!(permission_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(role_name("Auditor").unwrap(), "auditor");
+        for bad in ["a", "has space", "nul\0", &"r".repeat(65)] {
+            assert!(role_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
