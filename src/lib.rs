@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod error;
 pub mod keys;
 pub mod lockout;
+pub mod mfa;
 pub mod schema;
 pub mod seed;
 

@@ -10,6 +10,7 @@ mod drift;
 mod invariants;
 mod keys;
 mod lockout;
+mod mfa;
 mod roundtrip;
 mod seed;
 mod session_security;
