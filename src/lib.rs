@@ -2,6 +2,7 @@
 //! the `entity` crate and built by the `migration` crate, on PostgreSQL,
 //! MySQL/MariaDB and SQLite.
 
+pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod error;
