@@ -8,7 +8,9 @@
 //! the second factor, and [`devices`] lets a device skip it for a while.
 //! Failed codes count towards the account's lockout per factor
 //! ([`crate::lockout`]); completing the login (and so clearing the counters
-//! with [`crate::lockout::record_success`]) is the caller's step.
+//! with [`crate::lockout::record_success`]) is the caller's step. After
+//! `DATA_ENCRYPTION_KEY` changes, [`Mfa::reencrypt_secrets`] moves the stored
+//! secrets to the new key.
 
 pub mod backup;
 pub mod cipher;
@@ -24,7 +26,7 @@ use entity::sea_orm_active_enums::{AttemptKind, KeyType, MfaMethod};
 use entity::{mfa_backup_codes, mfa_trusted_devices, users};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    QueryFilter, TransactionSession, TransactionTrait, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait, sea_query::Expr,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -83,6 +85,18 @@ pub(crate) fn check_text(field: &'static str, value: &str, max_chars: usize) -> 
         return Err(invalid("must not contain control characters".into()));
     }
     Ok(())
+}
+
+/// Configurations [`Mfa::reencrypt_secrets`] reads per query.
+pub const REENCRYPT_BATCH: u64 = 500;
+
+/// What [`Mfa::reencrypt_secrets`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reencrypted {
+    /// Secrets now stored under the configured data key.
+    pub reencrypted: u64,
+    /// Users whose secret the old key could not open (left unchanged).
+    pub undecryptable: Vec<Uuid>,
 }
 
 /// What [`Mfa::enroll`] returns once: the secret and the URI to show (as
@@ -435,6 +449,73 @@ impl<'k> Mfa<'k> {
         let codes = backup::replace_unused(&txn, self.hmac_key, user_id, now).await?;
         txn.commit().await?;
         Ok(codes)
+    }
+
+    /// Re-encrypts, under this service's data key, every TOTP secret not yet
+    /// stored under it, reading them with `old_key`: the step after
+    /// `DATA_ENCRYPTION_KEY` changes (or is marked compromised). Each row is
+    /// rewritten on its own with a conditional `UPDATE`, in batches of
+    /// [`REENCRYPT_BATCH`]; secrets that `old_key` cannot open are left
+    /// as they are and reported, so a run with another old key can take them.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] when the configured data key was retired; a
+    /// database error (rows rewritten before it stay rewritten).
+    pub async fn reencrypt_secrets<C>(
+        &self,
+        db: &C,
+        old_key: &DataKey,
+        now: DateTime<Utc>,
+    ) -> Result<Reencrypted, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let key = keys::ensure_active(
+            db,
+            KeyType::Data,
+            &self.data_key.fingerprint(),
+            cipher::ALGORITHM,
+        )
+        .await?;
+        let mut report = Reencrypted::default();
+        let mut after: Option<Uuid> = None;
+        loop {
+            let mut batch = Entity::find()
+                .filter(
+                    Condition::any()
+                        .add(Column::EncryptionKeyId.ne(key.id))
+                        .add(Column::EncryptionKeyId.is_null()),
+                )
+                .order_by_asc(Column::Id)
+                .limit(REENCRYPT_BATCH);
+            if let Some(after) = after {
+                batch = batch.filter(Column::Id.gt(after));
+            }
+            let rows = batch.all(db).await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = Some(last.id);
+            for row in rows {
+                let Ok(secret) = cipher::open(old_key, row.user_id, &row.secret_encrypted) else {
+                    report.undecryptable.push(row.user_id);
+                    continue;
+                };
+                let updated = Entity::update_many()
+                    .col_expr(
+                        Column::SecretEncrypted,
+                        Expr::value(cipher::seal(self.data_key, row.user_id, &secret)),
+                    )
+                    .col_expr(Column::EncryptionKeyId, Expr::value(key.id))
+                    .col_expr(Column::UpdatedAt, Expr::value(now))
+                    .filter(Column::Id.eq(row.id))
+                    .filter(Column::SecretEncrypted.eq(row.secret_encrypted))
+                    .exec(db)
+                    .await?;
+                report.reencrypted += updated.rows_affected;
+            }
+        }
+        Ok(report)
     }
 
     /// Records a failed second factor and says what the caller gets:

@@ -23,6 +23,7 @@ backend_tests!(run_migrated:
     backup_codes_work_once_and_are_stored_hashed,
     otp_failures_lock_with_their_own_counter,
     secrets_are_bound_to_the_key_and_the_user,
+    secrets_follow_a_new_data_key,
     trusted_devices_expire_and_revoke,
     enrollment_rules_and_hostile_input,
     otpauth_uri_and_debug_output,
@@ -462,6 +463,75 @@ async fn secrets_are_bound_to_the_key_and_the_user(t: TestDb) {
         0,
         "not a user's failure"
     );
+}
+
+async fn secrets_follow_a_new_data_key(t: TestDb) {
+    let old_config = config();
+    let old = Mfa::new(&old_config);
+    let t0 = step_start();
+    let s = totp::step_at(t0);
+    let mut secrets = Vec::new();
+    for name in ["mia", "noah", "olga"] {
+        let user = insert_user(&t, name).await;
+        secrets.push((user.id, enabled(&t, &old, &user, t0).await));
+    }
+    // One secret the old key cannot open (altered).
+    let (broken, _) = &secrets[2];
+    let mut row: mfa_configurations::ActiveModel = config_row(&t, *broken).await.into();
+    row.secret_encrypted = Set(gatehouse::mfa::cipher::seal(
+        &Config::from_values(HMAC_HEX, OTHER_DATA_HEX)
+            .unwrap()
+            .data_key,
+        Uuid::now_v7(),
+        &TotpSecret::generate(),
+    ));
+    row.update(&t.db).await.unwrap();
+
+    let new_config = Config::from_values(HMAC_HEX, OTHER_DATA_HEX).unwrap();
+    let new = Mfa::new(&new_config);
+    let (mia, mia_secret) = &secrets[0];
+    assert!(matches!(
+        new.verify_totp(&t.db, *mia, &code(mia_secret, s + 1), CLIENT, t0)
+            .await,
+        Err(Error::Integrity(_))
+    ));
+    let report = new
+        .reencrypt_secrets(&t.db, &old_config.data_key, t0)
+        .await
+        .unwrap();
+    assert_eq!(report.reencrypted, 2);
+    assert_eq!(report.undecryptable, [*broken]);
+    let active = keys::active(&t.db, KeyType::Data).await.unwrap().unwrap();
+    assert_eq!(
+        (active.version, active.fingerprint.clone()),
+        (2, new_config.data_key.fingerprint())
+    );
+    for (user_id, secret) in &secrets[..2] {
+        assert_eq!(
+            config_row(&t, *user_id).await.encryption_key_id,
+            Some(active.id)
+        );
+        new.verify_totp(&t.db, *user_id, &code(secret, s + 1), CLIENT, t0)
+            .await
+            .unwrap();
+    }
+    // The old key no longer opens them; a second run has nothing left but the broken row.
+    assert!(matches!(
+        old.verify_totp(
+            &t.db,
+            *mia,
+            &code(mia_secret, s + 2),
+            CLIENT,
+            t0 + Duration::seconds(30)
+        )
+        .await,
+        Err(Error::Integrity(_))
+    ));
+    let again = new
+        .reencrypt_secrets(&t.db, &old_config.data_key, t0)
+        .await
+        .unwrap();
+    assert_eq!((again.reencrypted, again.undecryptable.len()), (0, 1));
 }
 
 async fn trusted_devices_expire_and_revoke(t: TestDb) {
