@@ -218,39 +218,38 @@ impl AuditEntry {
             RESOURCE_ID_CHARS,
         )?;
         check_opt_text("request_id", self.request_id.as_deref(), REQUEST_ID_CHARS)?;
-        if let Some(method) = &self.http_method {
-            if method.is_empty()
+        if let Some(method) = &self.http_method
+            && (method.is_empty()
                 || method.len() > HTTP_METHOD_CHARS
-                || !method.bytes().all(|b| b.is_ascii_uppercase())
-            {
-                return Err(Error::InvalidInput {
-                    field: "http_method",
-                    reason: format!("must be 1 to {HTTP_METHOD_CHARS} upper-case ASCII letters"),
-                });
-            }
+                || !method.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(Error::InvalidInput {
+                field: "http_method",
+                reason: format!("must be 1 to {HTTP_METHOD_CHARS} upper-case ASCII letters"),
+            });
         }
         check_opt_text(
             "request_path",
             self.request_path.as_deref(),
             REQUEST_PATH_CHARS,
         )?;
-        if let Some(status) = self.status_code {
-            if !(100..=599).contains(&status) {
-                return Err(Error::InvalidInput {
-                    field: "status_code",
-                    reason: "must be an HTTP status, 100 to 599".into(),
-                });
-            }
+        if let Some(status) = self.status_code
+            && !(100..=599).contains(&status)
+        {
+            return Err(Error::InvalidInput {
+                field: "status_code",
+                reason: "must be an HTTP status, 100 to 599".into(),
+            });
         }
         check_ip(self.ip_address.as_deref())?;
         check_opt_text("user_agent", self.user_agent.as_deref(), USER_AGENT_CHARS)?;
-        if let Some(country) = &self.country_code {
-            if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(Error::InvalidInput {
-                    field: "country_code",
-                    reason: "must be two upper-case letters (ISO 3166-1 alpha-2)".into(),
-                });
-            }
+        if let Some(country) = &self.country_code
+            && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(Error::InvalidInput {
+                field: "country_code",
+                reason: "must be two upper-case letters (ISO 3166-1 alpha-2)".into(),
+            });
         }
         check_opt_text("region", self.region.as_deref(), REGION_CHARS)?;
         check_opt_text("city", self.city.as_deref(), CITY_CHARS)?;
@@ -344,13 +343,13 @@ pub async fn find_entries<C: ConnectionTrait>(
     query: &AuditQuery,
 ) -> Result<Vec<audit_logs::Model>, Error> {
     use audit_logs::{Column, Entity};
-    if let (Some(since), Some(until)) = (query.since, query.until) {
-        if since > until {
-            return Err(Error::InvalidInput {
-                field: "since",
-                reason: "after until".into(),
-            });
-        }
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && since > until
+    {
+        return Err(Error::InvalidInput {
+            field: "since",
+            reason: "after until".into(),
+        });
     }
     let mut select = Entity::find();
     if let Some(user_id) = query.user_id {

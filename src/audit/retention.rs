@@ -101,8 +101,8 @@ pub async fn prune_audit_logs<C: ConnectionTrait>(
 ) -> Result<Pruned, Error> {
     use audit_logs::{Column, Entity};
     check_batch_size(batch_size)?;
-    // The retention periods in use (a handful); rows younger than a day
-    // cannot have expired, which the created_at index skips.
+    // The retention periods in use (a handful). Rows younger than a day
+    // cannot have expired, so the created_at index leaves them out.
     let periods: Vec<i32> = Entity::find()
         .select_only()
         .column(Column::RetentionDays)

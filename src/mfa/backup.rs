@@ -302,7 +302,8 @@ mod tests {
             at in 0..=CODE_SYMBOLS,
             foreign in any::<char>().prop_filter("not a symbol, alias or separator", |c| {
                 let u = c.to_ascii_uppercase();
-                !(u.is_ascii() && ALPHABET.contains(&(u as u8))) && !matches!(u, 'O' | 'I' | 'L' | '-' | ' ')
+                let symbol = u.is_ascii() && ALPHABET.contains(&(u as u8));
+                !symbol && !matches!(u, 'O' | 'I' | 'L' | '-' | ' ')
             }),
         ) {
             let mut typed: String = symbols.iter().collect();

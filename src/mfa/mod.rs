@@ -56,13 +56,13 @@ impl ClientInfo<'_> {
     /// [`Error::InvalidInput`] for an IP address that does not parse or a
     /// user agent that is too long or holds control characters.
     pub fn validate(&self) -> Result<(), Error> {
-        if let Some(ip) = self.ip_address {
-            if ip.len() > MAX_IP_CHARS || ip.parse::<IpAddr>().is_err() {
-                return Err(Error::InvalidInput {
-                    field: "ip_address",
-                    reason: "not an IP address".into(),
-                });
-            }
+        if let Some(ip) = self.ip_address
+            && (ip.len() > MAX_IP_CHARS || ip.parse::<IpAddr>().is_err())
+        {
+            return Err(Error::InvalidInput {
+                field: "ip_address",
+                reason: "not an IP address".into(),
+            });
         }
         if let Some(agent) = self.user_agent {
             check_text("user_agent", agent, MAX_USER_AGENT_CHARS)?;
