@@ -3,11 +3,13 @@
 //! MySQL/MariaDB and SQLite.
 
 pub mod accounts;
+pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod keys;
 pub mod lockout;
+pub mod mfa;
 pub mod rbac;
 pub mod schema;
 pub mod seed;

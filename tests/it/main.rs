@@ -5,6 +5,7 @@
 mod support;
 
 mod accounts;
+mod audit;
 mod cli;
 mod constraints;
 mod deploy;
@@ -12,6 +13,7 @@ mod drift;
 mod invariants;
 mod keys;
 mod lockout;
+mod mfa;
 mod rbac;
 mod roundtrip;
 mod runner;

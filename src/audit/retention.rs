@@ -1,0 +1,225 @@
+//! Retention: deletes `audit_logs` rows older than their own `retention_days`,
+//! and `failed_login_attempts` and `session_audit_log` rows older than a
+//! configured age, in small batches so no statement holds locks for long.
+//!
+//! Each batch selects up to `batch_size` ids (oldest first) and deletes them
+//! in a statement of its own. Pass a pooled connection, not a transaction:
+//! inside one transaction every batch would hold its locks until the end.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{audit_logs, failed_login_attempts, session_audit_log};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::entries::MAX_RETENTION_DAYS;
+use crate::Error;
+
+/// Rows deleted per statement by default.
+pub const DEFAULT_BATCH_SIZE: u64 = 1_000;
+/// Largest batch accepted.
+pub const MAX_BATCH_SIZE: u64 = 10_000;
+/// Days failed login attempts are kept by default.
+pub const DEFAULT_FAILED_LOGIN_DAYS: i64 = 90;
+/// Days session audit entries are kept by default.
+pub const DEFAULT_SESSION_AUDIT_DAYS: i64 = 30;
+
+/// How much to keep and how much to delete at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub batch_size: u64,
+    pub failed_login_max_age: Duration,
+    pub session_audit_max_age: Duration,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+            failed_login_max_age: Duration::days(DEFAULT_FAILED_LOGIN_DAYS),
+            session_audit_max_age: Duration::days(DEFAULT_SESSION_AUDIT_DAYS),
+        }
+    }
+}
+
+/// What a prune did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub deleted: u64,
+    /// Delete statements run.
+    pub batches: u64,
+}
+
+/// What [`prune_all`] did, per table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub audit_logs: Pruned,
+    pub failed_login_attempts: Pruned,
+    pub session_audit_log: Pruned,
+}
+
+/// Runs all three prunes with `policy`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a batch size outside 1 to [`MAX_BATCH_SIZE`]
+/// or a non-positive age; a database error (batches committed before it stay deleted).
+pub async fn prune_all<C: ConnectionTrait>(
+    db: &C,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+) -> Result<PruneReport, Error> {
+    Ok(PruneReport {
+        audit_logs: prune_audit_logs(db, policy.batch_size, now).await?,
+        failed_login_attempts: prune_failed_logins(
+            db,
+            policy.failed_login_max_age,
+            policy.batch_size,
+            now,
+        )
+        .await?,
+        session_audit_log: prune_session_audit(
+            db,
+            policy.session_audit_max_age,
+            policy.batch_size,
+            now,
+        )
+        .await?,
+    })
+}
+
+/// Deletes every `audit_logs` row whose `created_at` is more than its own
+/// `retention_days` days before `now`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a batch size outside 1 to [`MAX_BATCH_SIZE`];
+/// a database error.
+pub async fn prune_audit_logs<C: ConnectionTrait>(
+    db: &C,
+    batch_size: u64,
+    now: DateTime<Utc>,
+) -> Result<Pruned, Error> {
+    use audit_logs::{Column, Entity};
+    check_batch_size(batch_size)?;
+    // The retention periods in use (a handful). Rows younger than a day
+    // cannot have expired, so the created_at index leaves them out.
+    let periods: Vec<i32> = Entity::find()
+        .select_only()
+        .column(Column::RetentionDays)
+        .distinct()
+        .filter(Column::CreatedAt.lt(now - Duration::days(1)))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut total = Pruned::default();
+    for days in periods {
+        let days = days.clamp(1, MAX_RETENTION_DAYS);
+        let expired = Condition::all()
+            .add(Column::RetentionDays.eq(days))
+            .add(Column::CreatedAt.lt(now - Duration::days(i64::from(days))));
+        let pruned =
+            delete_in_batches::<Entity, _>(db, Column::Id, Column::CreatedAt, expired, batch_size)
+                .await?;
+        total.deleted += pruned.deleted;
+        total.batches += pruned.batches;
+    }
+    Ok(total)
+}
+
+/// Deletes `failed_login_attempts` rows older than `max_age`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad batch size or a non-positive age; a database error.
+pub async fn prune_failed_logins<C: ConnectionTrait>(
+    db: &C,
+    max_age: Duration,
+    batch_size: u64,
+    now: DateTime<Utc>,
+) -> Result<Pruned, Error> {
+    use failed_login_attempts::{Column, Entity};
+    check_batch_size(batch_size)?;
+    check_age(max_age)?;
+    let expired = Condition::all().add(Column::CreatedAt.lt(now - max_age));
+    delete_in_batches::<Entity, _>(db, Column::Id, Column::CreatedAt, expired, batch_size).await
+}
+
+/// Deletes `session_audit_log` rows older than `max_age`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad batch size or a non-positive age; a database error.
+pub async fn prune_session_audit<C: ConnectionTrait>(
+    db: &C,
+    max_age: Duration,
+    batch_size: u64,
+    now: DateTime<Utc>,
+) -> Result<Pruned, Error> {
+    use session_audit_log::{Column, Entity};
+    check_batch_size(batch_size)?;
+    check_age(max_age)?;
+    let expired = Condition::all().add(Column::CreatedAt.lt(now - max_age));
+    delete_in_batches::<Entity, _>(db, Column::Id, Column::CreatedAt, expired, batch_size).await
+}
+
+fn check_batch_size(batch_size: u64) -> Result<(), Error> {
+    if (1..=MAX_BATCH_SIZE).contains(&batch_size) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            field: "batch_size",
+            reason: format!("must be 1 to {MAX_BATCH_SIZE}"),
+        })
+    }
+}
+
+fn check_age(max_age: Duration) -> Result<(), Error> {
+    if max_age > Duration::zero() {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            field: "max_age",
+            reason: "must be positive".into(),
+        })
+    }
+}
+
+/// Deletes the rows matching `expired`, oldest first, `batch_size` at a time,
+/// each batch its own statement.
+async fn delete_in_batches<E, C>(
+    db: &C,
+    id: E::Column,
+    created_at: E::Column,
+    expired: Condition,
+    batch_size: u64,
+) -> Result<Pruned, Error>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let mut pruned = Pruned::default();
+    loop {
+        let ids: Vec<Uuid> = E::find()
+            .select_only()
+            .column(id)
+            .filter(expired.clone())
+            .order_by_asc(created_at)
+            .limit(batch_size)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            break;
+        }
+        let selected = ids.len() as u64;
+        let deleted = E::delete_many()
+            .filter(id.is_in(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+        pruned.deleted += deleted;
+        pruned.batches += 1;
+        if selected < batch_size {
+            break;
+        }
+    }
+    Ok(pruned)
+}

@@ -1,0 +1,579 @@
+//! Multi-factor authentication: TOTP enrollment, confirmation and login
+//! verification with a replay guard, backup codes and trusted devices.
+//!
+//! Flow: [`Mfa::enroll`] stores an encrypted secret in an unverified,
+//! disabled configuration and returns the secret and its otpauth URI once;
+//! [`Mfa::confirm`] with a first valid code enables it and issues ten backup
+//! codes; at login [`Mfa::verify_totp`] or [`Mfa::verify_backup_code`] checks
+//! the second factor, and [`devices`] lets a device skip it for a while.
+//! Failed codes count towards the account's lockout per factor
+//! ([`crate::lockout`]); completing the login (and so clearing the counters
+//! with [`crate::lockout::record_success`]) is the caller's step. After
+//! `DATA_ENCRYPTION_KEY` changes, [`Mfa::reencrypt_secrets`] moves the stored
+//! secrets to the new key.
+
+pub mod backup;
+pub mod cipher;
+pub mod devices;
+pub mod totp;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use entity::mfa_configurations::{self, ActiveModel, Column, Entity};
+use entity::sea_orm_active_enums::{AttemptKind, KeyType, MfaMethod};
+use entity::{mfa_backup_codes, mfa_trusted_devices, users};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait, sea_query::Expr,
+};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+pub use backup::BackupCodes;
+pub use devices::DeviceToken;
+pub use totp::TotpSecret;
+
+use crate::config::{Config, DataKey, HmacKey};
+use crate::lockout::{self, Failure, LockoutPolicy};
+use crate::{Error, keys};
+
+/// Longest IP address text (the columns' size; IPv6 with an IPv4 tail).
+const MAX_IP_CHARS: usize = 45;
+/// Longest user agent accepted (the columns' size).
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// Where an attempt came from, as recorded with failures and trusted devices.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientInfo<'a> {
+    pub ip_address: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl ClientInfo<'_> {
+    /// # Errors
+    /// [`Error::InvalidInput`] for an IP address that does not parse or a
+    /// user agent that is too long or holds control characters.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(ip) = self.ip_address
+            && (ip.len() > MAX_IP_CHARS || ip.parse::<IpAddr>().is_err())
+        {
+            return Err(Error::InvalidInput {
+                field: "ip_address",
+                reason: "not an IP address".into(),
+            });
+        }
+        if let Some(agent) = self.user_agent {
+            check_text("user_agent", agent, MAX_USER_AGENT_CHARS)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks free text: not empty, at most `max_chars` characters, no control
+/// characters (NUL included).
+pub(crate) fn check_text(field: &'static str, value: &str, max_chars: usize) -> Result<(), Error> {
+    let invalid = |reason: String| Error::InvalidInput { field, reason };
+    if value.is_empty() {
+        return Err(invalid("must not be empty".into()));
+    }
+    if value.chars().count() > max_chars {
+        return Err(invalid(format!("longer than {max_chars} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid("must not contain control characters".into()));
+    }
+    Ok(())
+}
+
+/// Configurations [`Mfa::reencrypt_secrets`] reads per query.
+pub const REENCRYPT_BATCH: u64 = 500;
+
+/// What [`Mfa::reencrypt_secrets`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reencrypted {
+    /// Secrets now stored under the configured data key.
+    pub reencrypted: u64,
+    /// Users whose secret the old key could not open (left unchanged).
+    pub undecryptable: Vec<Uuid>,
+}
+
+/// What [`Mfa::enroll`] returns once: the secret and the URI to show (as
+/// text or QR code). `Debug` prints neither.
+pub struct Enrollment {
+    pub config_id: Uuid,
+    secret: TotpSecret,
+    otpauth_uri: SecretString,
+}
+
+impl fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Enrollment")
+            .field("config_id", &self.config_id)
+            .field("secret", &"redacted")
+            .field("otpauth_uri", &"redacted")
+            .finish()
+    }
+}
+
+impl Enrollment {
+    pub fn secret(&self) -> &TotpSecret {
+        &self.secret
+    }
+
+    /// The `otpauth://` URI; it contains the secret.
+    pub fn otpauth_uri(&self) -> &str {
+        self.otpauth_uri.expose_secret()
+    }
+}
+
+/// The MFA service: the keys it needs and the lockout policy for failed codes.
+#[derive(Debug)]
+pub struct Mfa<'k> {
+    data_key: &'k DataKey,
+    hmac_key: &'k HmacKey,
+    lockout: LockoutPolicy,
+}
+
+impl<'k> Mfa<'k> {
+    /// The service with the configured keys and the default lockout policy.
+    pub fn new(config: &'k Config) -> Self {
+        Self::with_keys(&config.data_key, &config.hmac_key)
+    }
+
+    pub fn with_keys(data_key: &'k DataKey, hmac_key: &'k HmacKey) -> Self {
+        Self {
+            data_key,
+            hmac_key,
+            lockout: LockoutPolicy::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_lockout(mut self, policy: LockoutPolicy) -> Self {
+        self.lockout = policy;
+        self
+    }
+
+    /// Starts enrollment: a new secret, encrypted under the data key (whose
+    /// record it notes), in an unverified and disabled configuration that
+    /// replaces any earlier unconfirmed one. The secret is returned once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad issuer or account name;
+    /// [`Error::NotFound`] for an unknown user; [`Error::Conflict`] when MFA
+    /// is already confirmed for the user (disable it first);
+    /// [`Error::Integrity`] when the configured data key was retired.
+    pub async fn enroll<C>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        issuer: &str,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Enrollment, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let secret = TotpSecret::generate();
+        let uri = totp::otpauth_uri(issuer, account, &secret)?;
+        let txn = db.begin().await?;
+        load_user(&txn, user_id).await?;
+        let key = keys::ensure_active(
+            &txn,
+            KeyType::Data,
+            &self.data_key.fingerprint(),
+            cipher::ALGORITHM,
+        )
+        .await?;
+        Entity::delete_many()
+            .filter(Column::UserId.eq(user_id))
+            .filter(Column::IsVerified.eq(false))
+            .exec(&txn)
+            .await?;
+        // A confirmed configuration is still there: the unique user_id refuses the insert.
+        let config = ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(user_id),
+            method: Set(MfaMethod::Totp),
+            secret_encrypted: Set(cipher::seal(self.data_key, user_id, &secret)),
+            encryption_key_id: Set(Some(key.id)),
+            is_enabled: Set(false),
+            is_verified: Set(false),
+            verified_at: Set(None),
+            last_used_step: Set(None),
+            last_used_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| match Error::from(e) {
+            Error::Conflict(_) => {
+                Error::Conflict("MFA is already enabled for this user; disable it first".into())
+            }
+            other => other,
+        })?;
+        txn.commit().await?;
+        Ok(Enrollment {
+            config_id: config.id,
+            secret,
+            otpauth_uri: SecretString::from(uri),
+        })
+    }
+
+    /// Confirms enrollment with a first valid code: the configuration becomes
+    /// verified and enabled, the code's step is used up, and ten backup codes
+    /// are issued (returned once). A wrong code here is not counted towards
+    /// lockout: the user holds the secret already, so guessing gains nothing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed code; [`Error::NotFound`]
+    /// without an enrollment; [`Error::Conflict`] when already confirmed;
+    /// [`Error::InvalidCredentials`] for a wrong code; [`Error::Replayed`]
+    /// for a used step; [`Error::Integrity`] when the secret does not decrypt.
+    pub async fn confirm<C>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BackupCodes, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let code = totp::parse_code(code)?;
+        let txn = db.begin().await?;
+        let config = Entity::find()
+            .filter(Column::UserId.eq(user_id))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("MFA enrollment of user {user_id}")))?;
+        if config.is_verified {
+            return Err(Error::Conflict("MFA is already confirmed".into()));
+        }
+        let secret = cipher::open(self.data_key, user_id, &config.secret_encrypted)?;
+        let step = match totp::match_step(&secret, code, now, config.last_used_step) {
+            totp::StepMatch::Fresh(step) => step,
+            totp::StepMatch::Replayed => return Err(Error::Replayed),
+            totp::StepMatch::NoMatch => return Err(Error::InvalidCredentials),
+        };
+        let updated = Entity::update_many()
+            .col_expr(Column::IsVerified, Expr::value(true))
+            .col_expr(Column::IsEnabled, Expr::value(true))
+            .col_expr(Column::VerifiedAt, Expr::value(now))
+            .col_expr(Column::LastUsedStep, Expr::value(step))
+            .col_expr(Column::LastUsedAt, Expr::value(now))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(config.id))
+            .filter(Column::IsVerified.eq(false))
+            .filter(step_is_fresh(step))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(Error::Replayed);
+        }
+        let codes = backup::replace_unused(&txn, self.hmac_key, user_id, now).await?;
+        txn.commit().await?;
+        Ok(codes)
+    }
+
+    /// Turns MFA off for `user_id`: removes the configuration (and with it
+    /// the encrypted secret), the backup codes and the trusted devices, in
+    /// one transaction. Re-authenticating the user first is the caller's duty.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the user has no MFA configuration.
+    pub async fn disable<C>(&self, db: &C, user_id: Uuid) -> Result<(), Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let txn = db.begin().await?;
+        mfa_backup_codes::Entity::delete_many()
+            .filter(mfa_backup_codes::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        mfa_trusted_devices::Entity::delete_many()
+            .filter(mfa_trusted_devices::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        let deleted = Entity::delete_many()
+            .filter(Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::NotFound(format!(
+                "MFA configuration of user {user_id}"
+            )));
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `user_id` must pass a second factor at login.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn is_enabled<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+    ) -> Result<bool, Error> {
+        match enabled_config(db, user_id).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks a TOTP code at login. A code is accepted for the current step
+    /// or one either side, and only for a step later than any accepted
+    /// before; the step is recorded with a conditional `UPDATE`, so of two
+    /// concurrent verifications of one code exactly one succeeds. A wrong
+    /// code is recorded as an OTP failure and may lock the account.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed code or client info (nothing
+    /// recorded); [`Error::NotFound`] for an unknown user or one without
+    /// enabled MFA; [`Error::Locked`] for a locked account, or when this
+    /// failure locks it; [`Error::InvalidCredentials`] for a wrong code;
+    /// [`Error::Replayed`] for a code of a used step; [`Error::Integrity`]
+    /// when the stored secret does not decrypt under the configured key.
+    pub async fn verify_totp<C>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        code: &str,
+        client: ClientInfo<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let code = totp::parse_code(code)?;
+        client.validate()?;
+        let user = load_user(db, user_id).await?;
+        lockout::ensure_not_locked(&user, now)?;
+        let config = enabled_config(db, user_id).await?;
+        let secret = cipher::open(self.data_key, user_id, &config.secret_encrypted)?;
+        match totp::match_step(&secret, code, now, config.last_used_step) {
+            totp::StepMatch::Fresh(step) => {
+                let updated = Entity::update_many()
+                    .col_expr(Column::LastUsedStep, Expr::value(step))
+                    .col_expr(Column::LastUsedAt, Expr::value(now))
+                    .col_expr(Column::UpdatedAt, Expr::value(now))
+                    .filter(Column::Id.eq(config.id))
+                    .filter(step_is_fresh(step))
+                    .exec(db)
+                    .await?;
+                if updated.rows_affected == 1 {
+                    Ok(())
+                } else {
+                    Err(Error::Replayed)
+                }
+            }
+            totp::StepMatch::Replayed => Err(Error::Replayed),
+            totp::StepMatch::NoMatch => Err(self
+                .fail(
+                    db,
+                    &user,
+                    AttemptKind::Otp,
+                    client,
+                    "wrong one-time code",
+                    now,
+                )
+                .await?),
+        }
+    }
+
+    /// Checks a backup code at login and uses it up: one conditional `UPDATE`
+    /// marks it used only if it was unused. A second use of a code gives
+    /// [`Error::Replayed`] (the user holds the code, so saying it is spent
+    /// tells them what to do and an attacker nothing new); an unknown code is
+    /// recorded as a backup-code failure and may lock the account.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for text that cannot be a code or bad client
+    /// info; [`Error::NotFound`] for an unknown user or one without enabled
+    /// MFA; [`Error::Locked`]; [`Error::InvalidCredentials`];
+    /// [`Error::Replayed`].
+    pub async fn verify_backup_code<C>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        code: &str,
+        client: ClientInfo<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let normalized = backup::normalize(code)?;
+        client.validate()?;
+        let user = load_user(db, user_id).await?;
+        lockout::ensure_not_locked(&user, now)?;
+        enabled_config(db, user_id).await?;
+        match backup::consume(db, self.hmac_key, user_id, &normalized, now).await? {
+            backup::Consumed::Now => Ok(()),
+            backup::Consumed::Before => Err(Error::Replayed),
+            backup::Consumed::Unknown => Err(self
+                .fail(
+                    db,
+                    &user,
+                    AttemptKind::BackupCode,
+                    client,
+                    "wrong backup code",
+                    now,
+                )
+                .await?),
+        }
+    }
+
+    /// Replaces the user's unused backup codes with ten new ones, atomically;
+    /// returns them once.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when MFA is not enabled for the user.
+    pub async fn regenerate_backup_codes<C>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<BackupCodes, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let txn = db.begin().await?;
+        enabled_config(&txn, user_id).await?;
+        let codes = backup::replace_unused(&txn, self.hmac_key, user_id, now).await?;
+        txn.commit().await?;
+        Ok(codes)
+    }
+
+    /// Re-encrypts, under this service's data key, every TOTP secret not yet
+    /// stored under it, reading them with `old_key`: the step after
+    /// `DATA_ENCRYPTION_KEY` changes (or is marked compromised). Each row is
+    /// rewritten on its own with a conditional `UPDATE`, in batches of
+    /// [`REENCRYPT_BATCH`]; secrets that `old_key` cannot open are left
+    /// as they are and reported, so a run with another old key can take them.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] when the configured data key was retired; a
+    /// database error (rows rewritten before it stay rewritten).
+    pub async fn reencrypt_secrets<C>(
+        &self,
+        db: &C,
+        old_key: &DataKey,
+        now: DateTime<Utc>,
+    ) -> Result<Reencrypted, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let key = keys::ensure_active(
+            db,
+            KeyType::Data,
+            &self.data_key.fingerprint(),
+            cipher::ALGORITHM,
+        )
+        .await?;
+        let mut report = Reencrypted::default();
+        let mut after: Option<Uuid> = None;
+        loop {
+            let mut batch = Entity::find()
+                .filter(
+                    Condition::any()
+                        .add(Column::EncryptionKeyId.ne(key.id))
+                        .add(Column::EncryptionKeyId.is_null()),
+                )
+                .order_by_asc(Column::Id)
+                .limit(REENCRYPT_BATCH);
+            if let Some(after) = after {
+                batch = batch.filter(Column::Id.gt(after));
+            }
+            let rows = batch.all(db).await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = Some(last.id);
+            for row in rows {
+                let Ok(secret) = cipher::open(old_key, row.user_id, &row.secret_encrypted) else {
+                    report.undecryptable.push(row.user_id);
+                    continue;
+                };
+                let updated = Entity::update_many()
+                    .col_expr(
+                        Column::SecretEncrypted,
+                        Expr::value(cipher::seal(self.data_key, row.user_id, &secret)),
+                    )
+                    .col_expr(Column::EncryptionKeyId, Expr::value(key.id))
+                    .col_expr(Column::UpdatedAt, Expr::value(now))
+                    .filter(Column::Id.eq(row.id))
+                    .filter(Column::SecretEncrypted.eq(row.secret_encrypted))
+                    .exec(db)
+                    .await?;
+                report.reencrypted += updated.rows_affected;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records a failed second factor and says what the caller gets:
+    /// [`Error::Locked`] when this failure locked the account, otherwise
+    /// [`Error::InvalidCredentials`].
+    async fn fail<C>(
+        &self,
+        db: &C,
+        user: &users::Model,
+        kind: AttemptKind,
+        client: ClientInfo<'_>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Error, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let failure = Failure {
+            user_id: Some(user.id),
+            identifier: &user.email,
+            kind,
+            ip_address: client.ip_address,
+            user_agent: client.user_agent,
+            reason,
+        };
+        Ok(
+            match lockout::record_failure(db, &self.lockout, failure, now).await? {
+                Some(until) => Error::Locked { until: Some(until) },
+                None => Error::InvalidCredentials,
+            },
+        )
+    }
+}
+
+/// `last_used_step IS NULL OR last_used_step < step`: the replay guard.
+fn step_is_fresh(step: i64) -> Condition {
+    Condition::any()
+        .add(Column::LastUsedStep.is_null())
+        .add(Column::LastUsedStep.lt(step))
+}
+
+async fn load_user<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<users::Model, Error> {
+    users::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user {user_id}")))
+}
+
+/// The user's confirmed and enabled configuration.
+async fn enabled_config<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+) -> Result<mfa_configurations::Model, Error> {
+    Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::IsEnabled.eq(true))
+        .filter(Column::IsVerified.eq(true))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("enabled MFA of user {user_id}")))
+}
