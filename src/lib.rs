@@ -9,9 +9,11 @@ pub mod keys;
 pub mod lockout;
 pub mod schema;
 pub mod seed;
+pub mod sessions;
 
 pub use config::Config;
 pub use entity;
 pub use error::{Constraint, Error, constraint_violation};
 pub use migration::Migrator;
 pub use seed::seed;
+pub use sessions::{SessionPolicy, Sessions};

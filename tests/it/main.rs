@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod constraints;
+mod counting;
 mod drift;
 mod invariants;
 mod keys;
@@ -13,5 +14,6 @@ mod lockout;
 mod roundtrip;
 mod seed;
 mod session_security;
+mod sessions;
 mod snapshots;
 mod verification;
