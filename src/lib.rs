@@ -2,6 +2,7 @@
 //! the `entity` crate and built by the `migration` crate, on PostgreSQL,
 //! MySQL/MariaDB and SQLite.
 
+pub mod api_keys;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod schema;
 pub mod seed;
 pub mod sessions;
 
+pub use api_keys::{ApiKey, VerifiedKey};
 pub use config::Config;
 pub use entity;
 pub use error::{Constraint, Error, constraint_violation};

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod api_keys;
 mod cli;
 mod constraints;
 mod counting;
