@@ -64,7 +64,8 @@
 //! [`Sessions::cleanup`] deletes expired, revoked, unsealed and risky sessions
 //! in batches of [`SessionPolicy::cleanup_batch`], one transaction per batch,
 //! writing one audit row per deleted session in the same transaction
-//! (`expired`, `risk_revoked` or `cleaned_up`, with reason and risk score).
+//! (`expired`, `risk_revoked` or `cleaned_up`, with the reason and the
+//! session's last risk score).
 //! Deleting a session sets `session_id` of its audit rows to NULL (the
 //! schema's `ON DELETE SET NULL`); every audit row this module writes also
 //! carries the session id in `details`.
@@ -830,22 +831,22 @@ impl<'k> Sessions<'k> {
             let rows: Vec<session_audit_log::ActiveModel> = batch
                 .iter()
                 .map(|s| {
-                    let (event, reason, score) = match self.stale(s, now) {
+                    let (event, reason) = match self.stale(s, now) {
                         Stale::Revoked(reason) => {
                             counts.revoked += 1;
-                            (SessionEvent::CleanedUp, format!("revoked: {reason}"), None)
+                            (SessionEvent::CleanedUp, format!("revoked: {reason}"))
                         }
                         Stale::Unsealed => {
                             counts.revoked += 1;
-                            (SessionEvent::CleanedUp, REASON_UNSEALED.to_owned(), None)
+                            (SessionEvent::CleanedUp, REASON_UNSEALED.to_owned())
                         }
                         Stale::AbsoluteTimeout => {
                             counts.expired += 1;
-                            (SessionEvent::Expired, "absolute_timeout".to_owned(), None)
+                            (SessionEvent::Expired, "absolute_timeout".to_owned())
                         }
                         Stale::IdleTimeout => {
                             counts.expired += 1;
-                            (SessionEvent::Expired, "idle_timeout".to_owned(), None)
+                            (SessionEvent::Expired, "idle_timeout".to_owned())
                         }
                         Stale::Risky => {
                             counts.risky += 1;
@@ -855,11 +856,10 @@ impl<'k> Sessions<'k> {
                                     "risk score {} at or above {}",
                                     s.risk_score, self.policy.risk_revoke_at
                                 ),
-                                Some(s.risk_score),
                             )
                         }
                     };
-                    audit_row(s, event, Some(&reason), score, None, now)
+                    audit_row(s, event, Some(&reason), Some(s.risk_score), None, now)
                 })
                 .collect();
             session_audit_log::Entity::insert_many(rows)

@@ -580,6 +580,7 @@ async fn cleanup_removes_stale_sessions_in_batches(t: TestDb) {
             .filter(|a| a.created_at == now)
             .map(|a| {
                 assert_eq!(a.session_id, None, "the deleted session's id is set NULL");
+                assert_eq!(a.risk_score, Some(0));
                 a.details.unwrap()["session_id"]
                     .as_str()
                     .unwrap()
