@@ -119,11 +119,15 @@ const MAX_IP_TEXT: usize = 64;
 /// Consecutive cleanup batches that may lose a race before cleanup gives up.
 const MAX_CLEANUP_RETRIES: u32 = 10;
 
-/// Revocation reasons this module writes.
+/// Revocation reason of a legacy session that was never sealed.
 pub const REASON_UNSEALED: &str = "unsealed";
+/// Revocation reason of a session whose seal did not match.
 pub const REASON_TAMPERED: &str = "tampered";
+/// Revocation reason of a session sealed under a rotated or compromised key.
 pub const REASON_KEY_RETIRED: &str = "key_retired";
+/// Revocation reason of a session whose risk score reached the threshold.
 pub const REASON_RISK: &str = "risk";
+/// Revocation reason of [`Sessions::logout`].
 pub const REASON_LOGOUT: &str = "logout";
 
 /// Timeouts, risk threshold and cleanup batch size.
