@@ -3,6 +3,7 @@
 //! MySQL/MariaDB and SQLite.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod config;
 pub mod crypto;
@@ -13,10 +14,13 @@ pub mod mfa;
 pub mod rbac;
 pub mod schema;
 pub mod seed;
+pub mod sessions;
 
 pub use accounts::{Account, Accounts, Argon2idHasher, PasswordHasher};
+pub use api_keys::{ApiKey, VerifiedKey};
 pub use config::Config;
 pub use entity;
 pub use error::{Constraint, Error, constraint_violation};
 pub use migration::Migrator;
 pub use seed::seed;
+pub use sessions::{SessionPolicy, Sessions};

@@ -28,6 +28,10 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Unix minute (seconds / 60) of the current fixed rate-limit window; 0 before the first use.
+    pub rate_window_minute: i64,
+    /// Verifications counted in that window, at most `rate_limit_per_minute`.
+    pub rate_window_count: i32,
     #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
     pub user: BelongsTo<super::users::Entity>,
 }

@@ -14,6 +14,7 @@ mod m20260115_000002_seed_default_rbac;
 pub mod m20260115_000003_create_security_enhancements;
 mod m20260115_000004_add_session_security;
 mod m20260115_000005_seed_data_classification;
+mod m20261121_000001_add_api_key_rate_window;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260115_000003_create_security_enhancements::Migration),
             Box::new(m20260115_000004_add_session_security::Migration),
             Box::new(m20260115_000005_seed_data_classification::Migration),
+            Box::new(m20261121_000001_add_api_key_rate_window::Migration),
         ]
     }
 }

@@ -5,9 +5,13 @@
 mod support;
 
 mod accounts;
+mod api_keys;
 mod audit;
 mod cli;
+mod cli;
 mod constraints;
+mod constraints;
+mod counting;
 mod deploy;
 mod drift;
 mod invariants;
@@ -19,5 +23,6 @@ mod roundtrip;
 mod runner;
 mod seed;
 mod session_security;
+mod sessions;
 mod snapshots;
 mod verification;
