@@ -61,13 +61,14 @@ fn applied_names(t: &TestDb) -> Vec<String> {
         .collect()
 }
 
-const NAMES: [&str; 5] = [
-    "m20260115_000001_create_initial_schema",
-    "m20260115_000002_seed_default_rbac",
-    "m20260115_000003_create_security_enhancements",
-    "m20260115_000004_add_session_security",
-    "m20260115_000005_seed_data_classification",
-];
+/// Every migration's name, in order.
+fn names() -> Vec<String> {
+    use migration::MigratorTrait;
+    migration::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect()
+}
 
 async fn four_concurrent_migrators_apply_each_migration_once(t: TestDb) {
     let children: Vec<_> = (0..4)
@@ -89,8 +90,9 @@ async fn four_concurrent_migrators_apply_each_migration_once(t: TestDb) {
             text(&out.stderr)
         );
     }
-    assert_eq!(t.count("seaql_migrations").await, 5);
-    for name in NAMES {
+    let names = names();
+    assert_eq!(t.count("seaql_migrations").await, names.len() as i64);
+    for name in &names {
         let runs = t.count(&format!("gatehouse_migrations WHERE name = '{name}' AND direction = 'up' AND status = 'succeeded'")).await;
         assert_eq!(runs, 1, "{name} applied {runs} times");
     }
@@ -99,6 +101,7 @@ async fn four_concurrent_migrators_apply_each_migration_once(t: TestDb) {
 }
 
 async fn verify_reports_a_changed_migration_and_up_refuses(t: TestDb) {
+    let names = names();
     ok(gatehouse(&t).args(["up", "-n", "3"]));
     let verified = ok(gatehouse(&t).arg("verify"));
     assert!(text(&verified.stdout).contains("All applied migrations verified"));
@@ -106,7 +109,7 @@ async fn verify_reports_a_changed_migration_and_up_refuses(t: TestDb) {
     t.db.execute_unprepared(&format!(
         "UPDATE gatehouse_migrations SET checksum = '{}' WHERE name = '{}'",
         "0".repeat(64),
-        NAMES[1]
+        names[1]
     ))
     .await
     .unwrap();
@@ -116,7 +119,7 @@ async fn verify_reports_a_changed_migration_and_up_refuses(t: TestDb) {
     assert!(
         report
             .lines()
-            .any(|l| l.starts_with(NAMES[1]) && l.contains("changed")),
+            .any(|l| l.starts_with(names[1].as_str()) && l.contains("changed")),
         "{report}"
     );
     let json = gatehouse(&t)
@@ -130,7 +133,7 @@ async fn verify_reports_a_changed_migration_and_up_refuses(t: TestDb) {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains(NAMES[1]) && err.contains("--allow-changed"),
+        err.contains(names[1].as_str()) && err.contains("--allow-changed"),
         "{err}"
     );
     assert_eq!(
@@ -139,7 +142,7 @@ async fn verify_reports_a_changed_migration_and_up_refuses(t: TestDb) {
         "up refused and applied nothing"
     );
     ok(gatehouse(&t).args(["up", "--allow-changed"]));
-    assert_eq!(t.count("seaql_migrations").await, 5);
+    assert_eq!(t.count("seaql_migrations").await, names.len() as i64);
 }
 
 /// Statements per migration, and the checksum printed for it, from dry-run output.
@@ -170,7 +173,7 @@ fn parse_plan(output: &str) -> BTreeMap<String, (String, Vec<String>)> {
 async fn dry_run_prints_exactly_what_runs(t: TestDb) {
     let out = ok(gatehouse(&t).args(["up", "--dry-run"]));
     let plan = parse_plan(&text(&out.stdout));
-    assert_eq!(plan.keys().cloned().collect::<Vec<_>>(), NAMES);
+    assert_eq!(plan.keys().cloned().collect::<Vec<_>>(), names());
     assert_eq!(
         introspect(&t.db).await.unwrap().tables.len(),
         0,
@@ -218,16 +221,17 @@ async fn dry_run_prints_exactly_what_runs(t: TestDb) {
 }
 
 async fn targets_land_where_asked(t: TestDb) {
-    ok(gatehouse(&t).args(["up", "--to", NAMES[2]]));
-    assert_eq!(applied_names(&t), &NAMES[..3]);
-    ok(gatehouse(&t).args(["down", "--to", NAMES[0]]));
-    assert_eq!(applied_names(&t), &NAMES[..1]);
+    let names = names();
+    ok(gatehouse(&t).args(["up", "--to", names[2].as_str()]));
+    assert_eq!(applied_names(&t), names[..3]);
+    ok(gatehouse(&t).args(["down", "--to", names[0].as_str()]));
+    assert_eq!(applied_names(&t), names[..1]);
     ok(gatehouse(&t).args(["up", "-n", "2"]));
-    assert_eq!(applied_names(&t), &NAMES[..3]);
+    assert_eq!(applied_names(&t), names[..3]);
     ok(gatehouse(&t).args(["down", "-n", "1"]));
-    assert_eq!(applied_names(&t), &NAMES[..2]);
+    assert_eq!(applied_names(&t), names[..2]);
     ok(gatehouse(&t).arg("down"));
-    assert_eq!(applied_names(&t), &NAMES[..1]);
+    assert_eq!(applied_names(&t), names[..1]);
     let json = status_json(&t);
     assert_eq!(
         (
@@ -308,7 +312,8 @@ async fn baseline_adopts_a_database_built_by_the_native_client(t: TestDb) {
         "nothing is recorded yet, so nothing is wrong"
     );
     let out = ok(gatehouse(&t).arg("baseline"));
-    assert!(text(&out.stdout).contains("Recorded 5 migration(s) as applied"));
+    let recorded = format!("Recorded {} migration(s) as applied", names().len());
+    assert!(text(&out.stdout).contains(&recorded));
     let verify = ok(gatehouse(&t).arg("verify"));
     assert!(
         text(&verify.stdout).contains("All applied migrations verified"),
@@ -334,6 +339,7 @@ fn fails_with_one_line(cmd: &mut Command, code: i32, needle: &str) {
 }
 
 async fn bad_arguments_change_nothing(t: TestDb) {
+    let names = names();
     ok(gatehouse(&t).args(["up", "-n", "2"]));
     let before = introspect(&t.db).await.unwrap().describe();
     fails_with_one_line(
@@ -347,26 +353,30 @@ async fn bad_arguments_change_nothing(t: TestDb) {
         "no migration is named `m_nope`",
     );
     fails_with_one_line(
-        gatehouse(&t).args(["up", "--to", NAMES[0]]),
+        gatehouse(&t).args(["up", "--to", names[0].as_str()]),
         1,
         "is applied already",
     );
     fails_with_one_line(
-        gatehouse(&t).args(["down", "--to", NAMES[3]]),
+        gatehouse(&t).args(["down", "--to", names[3].as_str()]),
         1,
         "is not applied",
     );
     fails_with_one_line(
-        gatehouse(&t).args(["down", "--to", NAMES[1]]),
+        gatehouse(&t).args(["down", "--to", names[1].as_str()]),
         1,
         "newest applied migration",
     );
     fails_with_one_line(
-        gatehouse(&t).args(["mark-applied", NAMES[0]]),
+        gatehouse(&t).args(["mark-applied", names[0].as_str()]),
         1,
         "is applied already",
     );
-    fails_with_one_line(gatehouse(&t).args(["repair", NAMES[2]]), 1, "no failed run");
+    fails_with_one_line(
+        gatehouse(&t).args(["repair", names[2].as_str()]),
+        1,
+        "no failed run",
+    );
     fails_with_one_line(
         gatehouse(&t).args(["up", "--lock-timeout", "soon"]),
         2,

@@ -8,8 +8,6 @@ mod accounts;
 mod api_keys;
 mod audit;
 mod cli;
-mod cli;
-mod constraints;
 mod constraints;
 mod counting;
 mod deploy;
