@@ -9,7 +9,7 @@ use sea_orm_migration::sea_orm::{
 
 use super::exec::{install, record_applied};
 use super::ledger::{self, RunKind, SUCCEEDED};
-use super::{Runner, State, Target, applied_versions, entries, lock};
+use super::{Runner, State, Target, applied_versions, lock};
 use crate::render::Direction;
 
 impl<M: MigratorTrait> Runner<M> {
@@ -86,12 +86,7 @@ impl<M: MigratorTrait> Runner<M> {
     ) -> Result<(), DbErr> {
         install::<M, _>(conn).await?;
         let name = name.unwrap_or_default();
-        let steps = self.steps(Direction::Up).await?;
-        let entries = entries(
-            &steps,
-            &applied_versions::<M, _>(conn).await?,
-            &ledger::records(conn).await?,
-        );
+        let (steps, entries) = self.standing(conn).await?;
         let Some(entry) = entries.iter().find(|e| e.name == name) else {
             return Err(DbErr::Migration(format!(
                 "no migration is named `{name}`; `migrate status` lists them"

@@ -12,7 +12,7 @@ use sea_orm_migration::sea_orm::{
 };
 
 use super::ledger::{self, FAILED, RUNNING, RunKind, SUCCEEDED};
-use super::{Entry, Runner, State, Step, Target, applied_versions, entries, lock};
+use super::{Entry, Runner, State, Step, Target, lock};
 use crate::render::{Direction, checksum};
 
 impl<M: MigratorTrait> Runner<M> {
@@ -54,33 +54,11 @@ impl<M: MigratorTrait> Runner<M> {
         conn: &C,
         target: &Target,
     ) -> Result<Vec<String>, DbErr> {
-        {
-            install::<M, _>(conn).await?;
-            let steps = self.steps(Direction::Up).await?;
-            let entries = entries(
-                &steps,
-                &applied_versions::<M, _>(conn).await?,
-                &ledger::records(conn).await?,
-            );
-            let selected = select_up(&entries, steps, target, self.options.allow_changed)?;
-            let mut done = Vec::new();
-            for step in selected {
-                self.ensure_lock_held().await?;
-                let failure = entries
-                    .iter()
-                    .find(|e| e.name == step.name)
-                    .and_then(|e| e.failure.clone());
-                let started = Instant::now();
-                self.run_step(conn, &step, RunKind::Up, failure).await?;
-                println!(
-                    "Applied     {} ({} ms)",
-                    step.name,
-                    started.elapsed().as_millis()
-                );
-                done.push(step.name);
-            }
-            Ok(done)
-        }
+        install::<M, _>(conn).await?;
+        let (steps, entries) = self.standing(conn).await?;
+        let selected = select_up(&entries, steps, target, self.options.allow_changed)?;
+        self.run_selected(conn, selected, RunKind::Up, &entries)
+            .await
     }
 
     /// Rolls back the applied migrations `target` names, newest first, under
@@ -97,30 +75,49 @@ impl<M: MigratorTrait> Runner<M> {
         conn: &C,
         target: &Target,
     ) -> Result<Vec<String>, DbErr> {
-        {
-            install::<M, _>(conn).await?;
-            let steps = self.steps(Direction::Down).await?;
-            let up_steps = self.steps(Direction::Up).await?;
-            let entries = entries(
-                &up_steps,
-                &applied_versions::<M, _>(conn).await?,
-                &ledger::records(conn).await?,
+        install::<M, _>(conn).await?;
+        let (_, entries) = self.standing(conn).await?;
+        let steps = self.steps(Direction::Down).await?;
+        let selected = select_down(&entries, steps, target)?;
+        self.run_selected(conn, selected, RunKind::Down, &entries)
+            .await
+    }
+
+    /// Runs `selected` in order, each after checking the lock is still held;
+    /// an up run resumes a migration's unrepaired failure where it can.
+    async fn run_selected<C: ConnectionTrait + TransactionTrait>(
+        &self,
+        conn: &C,
+        selected: Vec<Step>,
+        kind: RunKind,
+        entries: &[Entry],
+    ) -> Result<Vec<String>, DbErr> {
+        let verb = if kind == RunKind::Up {
+            "Applied    "
+        } else {
+            "Rolled back"
+        };
+        let mut done = Vec::new();
+        for step in selected {
+            self.ensure_lock_held().await?;
+            let failure = (kind == RunKind::Up)
+                .then(|| {
+                    entries
+                        .iter()
+                        .find(|e| e.name == step.name)
+                        .and_then(|e| e.failure.clone())
+                })
+                .flatten();
+            let started = Instant::now();
+            self.run_step(conn, &step, kind, failure).await?;
+            println!(
+                "{verb} {} ({} ms)",
+                step.name,
+                started.elapsed().as_millis()
             );
-            let selected = select_down(&entries, steps, target)?;
-            let mut done = Vec::new();
-            for step in selected {
-                self.ensure_lock_held().await?;
-                let started = Instant::now();
-                self.run_step(conn, &step, RunKind::Down, None).await?;
-                println!(
-                    "Rolled back {} ({} ms)",
-                    step.name,
-                    started.elapsed().as_millis()
-                );
-                done.push(step.name);
-            }
-            Ok(done)
+            done.push(step.name);
         }
+        Ok(done)
     }
 
     /// `BEGIN IMMEDIATE`, retried until the write lock is free or the lock timeout passes.

@@ -218,10 +218,19 @@ impl<M: MigratorTrait> Runner<M> {
     /// # Errors
     /// A database error.
     pub async fn status(&self) -> Result<Vec<Entry>, DbErr> {
-        let applied = applied_versions::<M, _>(&self.db).await?;
-        let records = ledger::records(&self.db).await?;
+        Ok(self.standing(&self.db).await?.1)
+    }
+
+    /// The up steps and where each migration stands, read on `conn`.
+    pub(super) async fn standing<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+    ) -> Result<(Vec<Step>, Vec<Entry>), DbErr> {
+        let applied = applied_versions::<M, _>(conn).await?;
+        let records = ledger::records(conn).await?;
         let steps = self.steps(Direction::Up).await?;
-        Ok(entries(&steps, &applied, &records))
+        let entries = entries(&steps, &applied, &records);
+        Ok((steps, entries))
     }
 }
 
