@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod config;
 pub mod crypto;
+pub mod db;
 pub mod error;
 pub mod keys;
 pub mod lockout;
