@@ -26,6 +26,10 @@ pub enum Error {
     /// A credential, session or code that was valid once but has expired.
     #[error("expired")]
     Expired,
+    /// The password was right, but the account has MFA and no second factor
+    /// (TOTP or backup code) was given: ask for one and log in again.
+    #[error("a second factor is required: give a TOTP code or a backup code")]
+    MfaRequired,
     /// A credential or session that was revoked.
     #[error("revoked")]
     Revoked,

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod lockout;
+pub mod login;
 pub mod mfa;
 pub mod rbac;
 pub mod schema;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use entity::sea_orm_active_enums::AttemptKind;
-use entity::{mfa_configurations, password_history, sessions, users};
+use entity::{mfa_configurations, password_history, sessions, user_roles, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
@@ -146,11 +146,17 @@ pub struct PasswordReset {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Lockout and reset settings of the accounts service.
+/// The role every new account gets, as seed 000 describes.
+pub const DEFAULT_ROLE: &str = "user";
+
+/// Lockout, reset and registration settings of the accounts service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccountsPolicy {
     pub lockout: LockoutPolicy,
     pub reset_token_ttl: Duration,
+    /// Role granted at registration, in the same transaction ([`DEFAULT_ROLE`]
+    /// by default; `None` grants nothing).
+    pub default_role: Option<&'static str>,
 }
 
 impl Default for AccountsPolicy {
@@ -158,6 +164,7 @@ impl Default for AccountsPolicy {
         Self {
             lockout: LockoutPolicy::default(),
             reset_token_ttl: DEFAULT_RESET_TOKEN_TTL,
+            default_role: Some(DEFAULT_ROLE),
         }
     }
 }
@@ -227,19 +234,24 @@ impl<H: PasswordHasher> Accounts<H> {
         &self.policy
     }
 
-    /// Creates an active, unverified account. Email and username are stored
-    /// normalized; the database's unique indexes decide duplicates.
+    /// Creates an active, unverified account holding the policy's default
+    /// role, in one transaction. Email and username are stored normalized;
+    /// the database's unique indexes decide duplicates.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed field, [`Error::PolicyViolation`]
     /// for a password the policy refuses, [`Error::Conflict`] when the email
-    /// or username is taken; nothing is written then.
-    pub async fn register<C: ConnectionTrait>(
+    /// or username is taken, [`Error::NotFound`] when the default role does
+    /// not exist (migrations not applied); nothing is written then.
+    pub async fn register<C>(
         &self,
         db: &C,
         new: NewAccount<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Account, Error> {
+    ) -> Result<Account, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
         let email = validate::email(new.email)?;
         let username = validate::username(new.username)?;
         let password = validate::new_password(
@@ -247,7 +259,17 @@ impl<H: PasswordHasher> Accounts<H> {
             validate::PASSWORD_MIN_CHARS,
             &[&email, &username],
         )?;
+        let default_role = match self.policy.default_role {
+            Some(name) => Some(crate::rbac::find_role(db, name).await.map_err(|err| match err {
+                Error::NotFound(_) => Error::NotFound(format!(
+                    "default role `{name}`: apply the migrations (they seed it) or change AccountsPolicy::default_role"
+                )),
+                other => other,
+            })?),
+            None => None,
+        };
         let password_hash = self.hash(password.into()).await?;
+        let txn = db.begin().await?;
         let user = users::ActiveModel {
             id: Set(Uuid::now_v7()),
             email: Set(email),
@@ -262,8 +284,20 @@ impl<H: PasswordHasher> Accounts<H> {
             updated_at: Set(now),
             ..Default::default()
         }
-        .insert(db)
+        .insert(&txn)
         .await?;
+        if let Some(role) = default_role {
+            user_roles::ActiveModel {
+                user_id: Set(user.id),
+                role_id: Set(role.id),
+                granted_by: Set(None),
+                granted_at: Set(now),
+                expires_at: Set(None),
+            }
+            .insert(&txn)
+            .await?;
+        }
+        txn.commit().await?;
         Ok(user.into())
     }
 
