@@ -618,7 +618,8 @@ pub fn drift(backend: DbBackend, live: &LiveSchema) -> Vec<String> {
     let entities = entity_tables();
     let mut problems = Vec::new();
     for name in live.tables.keys() {
-        if name != MIGRATIONS_TABLE && !entities.contains_key(name) {
+        let tracking = name == MIGRATIONS_TABLE || name == migration::runner::ledger::LEDGER_TABLE;
+        if !tracking && !entities.contains_key(name) {
             problems.push(format!(
                 "table `{name}` exists in the database but no entity declares it: add entity/src/{name}.rs"
             ));

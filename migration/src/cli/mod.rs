@@ -129,7 +129,7 @@ pub enum Command {
         /// The migration.
         name: String,
     },
-    /// Adopt a database built from `migrate sql`: record migrations as applied, with checksums.
+    /// Adopt a database built from `migrate sql` or by plain `sea-orm-cli migrate`: record checksums.
     Baseline {
         /// Record up to and including this migration (default: all).
         #[arg(long)]

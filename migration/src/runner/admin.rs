@@ -9,7 +9,7 @@ use sea_orm_migration::sea_orm::{
 
 use super::exec::{install, record_applied};
 use super::ledger::{self, RunKind, SUCCEEDED};
-use super::{Runner, State, Target, applied_versions, lock};
+use super::{Runner, State, Target, lock};
 use crate::render::Direction;
 
 impl<M: MigratorTrait> Runner<M> {
@@ -22,12 +22,16 @@ impl<M: MigratorTrait> Runner<M> {
         locked!(self, conn => self.record_without_running(conn, Some(name), RunKind::MarkApplied))
     }
 
-    /// Adopts a database built from the plain SQL (`migrate sql`): records
-    /// every migration up to and including `to` (default: all) as applied,
-    /// with checksums, without running any. Refuses when anything is applied.
+    /// Adopts a database gatehouse's runner did not build: records every
+    /// migration up to and including `to` (default: all) with its checksum,
+    /// without running any. Pending migrations (a database built from
+    /// `migrate sql`) are also recorded as applied in sea-orm's table;
+    /// migrations applied by plain sea-orm-migration (`sea-orm-cli migrate
+    /// up`) get the checksum record they lack. Refuses when a migration in
+    /// that range already has a record, or one after it is applied.
     ///
     /// # Errors
-    /// A database with migrations applied already, an unknown `to`, or a database error.
+    /// A database the runner manages already, an unknown `to`, or a database error.
     pub async fn baseline(&self, to: Option<&str>) -> Result<Vec<String>, DbErr> {
         let names = locked!(self, conn => self.baseline_on(conn, to))?;
         Ok(names)
@@ -39,15 +43,7 @@ impl<M: MigratorTrait> Runner<M> {
         to: Option<&str>,
     ) -> Result<Vec<String>, DbErr> {
         install::<M, _>(conn).await?;
-        let applied = applied_versions::<M, _>(conn).await?;
-        if !applied.is_empty() {
-            return Err(DbErr::Migration(format!(
-                "{} migration(s) are applied already; baseline adopts a database with none. \
-                 Use `migrate mark-applied NAME` for single migrations",
-                applied.len()
-            )));
-        }
-        let steps = self.steps(Direction::Up).await?;
+        let (steps, entries) = self.standing(conn).await?;
         let end = match to {
             Some(name) => steps.iter().position(|s| s.name == name).ok_or_else(|| {
                 DbErr::Migration(format!(
@@ -56,10 +52,35 @@ impl<M: MigratorTrait> Runner<M> {
             })?,
             None => steps.len().saturating_sub(1),
         };
+        let recorded: Vec<&str> = entries
+            .iter()
+            .filter(|e| !matches!(e.state, State::Pending | State::AppliedWithoutRecord))
+            .map(|e| e.name.as_str())
+            .collect();
+        if !recorded.is_empty() {
+            return Err(DbErr::Migration(format!(
+                "{} migration(s) are recorded by gatehouse already ({}); baseline adopts a \
+                 database without records. Use `migrate mark-applied NAME` for single migrations",
+                recorded.len(),
+                recorded.join(", ")
+            )));
+        }
+        if let Some(later) = entries
+            .iter()
+            .skip(end + 1)
+            .find(|e| e.state == State::AppliedWithoutRecord)
+        {
+            return Err(DbErr::Migration(format!(
+                "`{}` is applied, so the baseline must reach it: pass `--to {}` or omit `--to`",
+                later.name, later.name
+            )));
+        }
         let txn = conn.begin().await?;
         let mut names = Vec::new();
-        for step in steps.iter().take(end + 1) {
-            record_applied::<M, _>(&txn, &step.name, RunKind::Baseline).await?;
+        for (step, entry) in steps.iter().zip(&entries).take(end + 1) {
+            if entry.state == State::Pending {
+                record_applied::<M, _>(&txn, &step.name, RunKind::Baseline).await?;
+            }
             ledger::insert(
                 &txn,
                 &step.name,
