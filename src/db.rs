@@ -53,7 +53,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
 /// # Errors
 /// [`Error::Config`] naming `DATABASE_URL` and the schemes that work.
 pub fn check_scheme(url: &str) -> Result<(), Error> {
-    let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if matches!(
         scheme.as_str(),
         "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite"

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;

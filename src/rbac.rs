@@ -365,6 +365,29 @@ pub async fn remove_permission<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The names of the permissions `role_id` grants, sorted.
+///
+/// # Errors
+/// A database error.
+pub async fn role_permissions<C: ConnectionTrait>(
+    db: &C,
+    role_id: Uuid,
+) -> Result<Vec<String>, Error> {
+    let granted = Query::select()
+        .column(role_permissions::Column::PermissionId)
+        .from(role_permissions::Entity)
+        .and_where(Expr::col(role_permissions::Column::RoleId).eq(role_id))
+        .to_owned();
+    Ok(permissions::Entity::find()
+        .filter(permissions::Column::Id.in_subquery(granted))
+        .order_by_asc(permissions::Column::Name)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect())
+}
+
 /// Refuses `actor` unless it may grant or revoke `role`.
 async fn authorize<C: ConnectionTrait>(
     db: &C,
@@ -488,7 +511,10 @@ fn role_name(raw: &str) -> Result<String, Error> {
 
 /// A permission name, lower-cased: `resource.action`, each part ASCII
 /// letters, digits and `_`.
-fn permission_name(raw: &str) -> Result<String, Error> {
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming what is wrong.
+pub fn permission_name(raw: &str) -> Result<String, Error> {
     let name = raw.to_ascii_lowercase();
     let part_ok = |part: &str| {
         !part.is_empty()

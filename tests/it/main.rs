@@ -16,6 +16,7 @@ mod invariants;
 mod keys;
 mod lockout;
 mod mfa;
+mod operator;
 mod rbac;
 mod roundtrip;
 mod runner;

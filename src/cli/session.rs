@@ -1,0 +1,219 @@
+//! `gatehouse login` and `gatehouse session validate|revoke|cleanup`.
+
+use std::process::ExitCode;
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::context::{CommonArgs, Context, Failure, config};
+use super::{input, output};
+use crate::accounts::{Accounts, Argon2idHasher};
+use crate::login::{LoginRequest, login};
+use crate::mfa::Mfa;
+use crate::sessions::{Client, SessionPolicy, Sessions};
+
+/// Reason recorded when an operator revokes sessions.
+pub const OPERATOR_REASON: &str = "revoked by operator";
+
+#[derive(clap::Args, Debug)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Email or username.
+    identifier: String,
+    /// Client IP address to record.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Client user agent to record.
+    #[arg(long)]
+    user_agent: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Action {
+    /// Validate a session token read from stdin: exit 0 valid, 1 refused.
+    Validate {
+        /// Client IP of the request (a change raises the risk score).
+        #[arg(long)]
+        ip: Option<String>,
+        /// Client user agent of the request.
+        #[arg(long)]
+        user_agent: Option<String>,
+    },
+    /// Revoke one session by id, or every session of a user.
+    Revoke {
+        /// The session's id.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        session_id: Option<Uuid>,
+        /// Revoke all sessions of this user (id, email or username).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Delete expired, revoked and risky sessions in batches, auditing each.
+    Cleanup,
+}
+
+pub async fn run_login(args: LoginArgs) -> Result<ExitCode, Failure> {
+    let config = config()?;
+    let ctx = Context::open(&args.common).await?;
+    let accounts = Accounts::new(Argon2idHasher::default()).await?;
+    let sessions = Sessions::load(&ctx.db, &config.hmac_key, SessionPolicy::default()).await?;
+    let mfa = Mfa::new(&config);
+    let password = input::secret("password", false)?;
+    // Ask for the second factor up front when the account has MFA: the
+    // operator reads the database anyway, so this reveals nothing new.
+    let needs_code = match ctx.user(&args.identifier).await {
+        Ok(user) => mfa.is_enabled(&ctx.db, user.id).await?,
+        Err(_) => false,
+    };
+    let code = if needs_code {
+        Some(input::secret("TOTP or backup code", false)?)
+    } else {
+        None
+    };
+    let logged_in = login(
+        &ctx.db,
+        &accounts,
+        &sessions,
+        &mfa,
+        LoginRequest {
+            identifier: &args.identifier,
+            password: password.expose_secret(),
+            second_factor: code.as_ref().map(|c| c.expose_secret()),
+            ip_address: args.ip.as_deref(),
+            user_agent: args.user_agent.as_deref(),
+        },
+        ctx.now,
+    )
+    .await?;
+    let session = &logged_in.session.session;
+    let token = logged_in.session.token.expose();
+    output::emit(
+        ctx.format,
+        &json!({
+            "user_id": logged_in.account.id,
+            "session_id": session.id,
+            "token": token,
+            "expires_at": session.expires_at.to_rfc3339(),
+            "second_factor": logged_in.second_factor.map(|f| format!("{f:?}").to_lowercase()),
+        }),
+        &format!(
+            "{token}\n\nThe session token above is shown only now.\n{}",
+            output::fields(&[
+                ("user", logged_in.account.email.clone()),
+                ("session", session.id.to_string()),
+                ("expires", session.expires_at.to_rfc3339()),
+            ])
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(args: Args) -> Result<ExitCode, Failure> {
+    let config = config()?;
+    let ctx = Context::open(&args.common).await?;
+    let sessions = Sessions::load(&ctx.db, &config.hmac_key, SessionPolicy::default()).await?;
+    match args.action {
+        Action::Validate { ip, user_agent } => {
+            let token = input::secret("session token", false)?;
+            let client = Client {
+                ip: ip.as_deref(),
+                user_agent: user_agent.as_deref(),
+            };
+            let session = sessions
+                .validate(&ctx.db, token.expose_secret(), client, ctx.now)
+                .await?;
+            output::emit(
+                ctx.format,
+                &json!({
+                    "valid": true,
+                    "session_id": session.id,
+                    "user_id": session.user_id,
+                    "expires_at": session.expires_at.to_rfc3339(),
+                    "risk_score": session.risk_score,
+                }),
+                &format!(
+                    "valid\n{}",
+                    output::fields(&[
+                        ("session", session.id.to_string()),
+                        ("user", session.user_id.to_string()),
+                        ("expires", session.expires_at.to_rfc3339()),
+                        ("risk score", session.risk_score.to_string()),
+                    ])
+                ),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Revoke {
+            session_id: Some(id),
+            ..
+        } => {
+            let revoked = sessions
+                .revoke(&ctx.db, id, OPERATOR_REASON, ctx.now)
+                .await?;
+            let text = if revoked {
+                format!("revoked session {id}")
+            } else {
+                format!("session {id} was revoked already")
+            };
+            output::emit(
+                ctx.format,
+                &json!({ "session_id": id, "revoked": 1, "was_active": revoked }),
+                &text,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Revoke { user, .. } => {
+            let user = ctx
+                .user(
+                    user.as_deref()
+                        .expect("clap requires a session id or --user"),
+                )
+                .await?;
+            let count = sessions
+                .revoke_all(&ctx.db, user.id, None, OPERATOR_REASON, ctx.now)
+                .await?;
+            output::emit(
+                ctx.format,
+                &json!({ "user_id": user.id, "revoked": count }),
+                &format!("revoked {count} session(s) of {}", user.email),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Cleanup => {
+            eprintln!(
+                "deleting expired, revoked and risky sessions in batches of {} ...",
+                sessions.policy().cleanup_batch
+            );
+            let report = sessions.cleanup(&ctx.db, ctx.now).await?;
+            output::emit(
+                ctx.format,
+                &json!({
+                    "expired": report.expired,
+                    "revoked": report.revoked,
+                    "risky": report.risky,
+                    "total": report.total(),
+                    "batches": report.batches,
+                }),
+                &format!(
+                    "deleted {} session(s): {} expired, {} revoked, {} risky ({} batch(es))",
+                    report.total(),
+                    report.expired,
+                    report.revoked,
+                    report.risky,
+                    report.batches
+                ),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
