@@ -13,6 +13,7 @@ pub mod error;
 pub mod keys;
 pub mod lockout;
 pub mod login;
+pub mod lookup;
 pub mod mfa;
 pub mod rbac;
 pub mod schema;

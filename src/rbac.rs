@@ -11,6 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::Error;
+use crate::lookup::ci_eq;
 
 /// Lowest role level.
 pub const MIN_LEVEL: i32 = 0;
@@ -243,7 +244,8 @@ pub async fn list_roles<C: ConnectionTrait>(db: &C) -> Result<Vec<roles::Model>,
 /// [`Error::InvalidInput`] for a malformed name, [`Error::NotFound`].
 pub async fn find_role<C: ConnectionTrait>(db: &C, name: &str) -> Result<roles::Model, Error> {
     let name = role_name(name)?;
-    roles::Entity::find_by_name(name.as_str())
+    roles::Entity::find()
+        .filter(ci_eq(db.get_database_backend(), roles::Column::Name, &name))
         .one(db)
         .await?
         .ok_or_else(|| Error::NotFound(format!("role {name}")))
@@ -436,7 +438,12 @@ async fn custom_role_and_permission<C: ConnectionTrait>(
             role.name
         )));
     }
-    let permission = permissions::Entity::find_by_name(permission.as_str())
+    let permission = permissions::Entity::find()
+        .filter(ci_eq(
+            db.get_database_backend(),
+            permissions::Column::Name,
+            &permission,
+        ))
         .one(db)
         .await?
         .ok_or_else(|| Error::NotFound(format!("permission {permission}")))?;

@@ -26,6 +26,7 @@ pub use hasher::{
 pub use validate::Identifier;
 
 use crate::lockout::{self, Failure, LockoutPolicy};
+use crate::lookup::ci_eq;
 use crate::{Error, crypto};
 
 /// How many former passwords (besides the current one) a new password is checked against and kept.
@@ -323,8 +324,16 @@ impl<H: PasswordHasher> Accounts<H> {
         let identifier = validate::identifier(credentials.identifier)?;
         let password: SecretString = validate::password_form(credentials.password)?.into();
         let found = match &identifier {
-            Identifier::Email(email) => users::Entity::find_by_email(email.as_str()),
-            Identifier::Username(name) => users::Entity::find_by_username(name.as_str()),
+            Identifier::Email(email) => users::Entity::find().filter(ci_eq(
+                db.get_database_backend(),
+                users::Column::Email,
+                email,
+            )),
+            Identifier::Username(name) => users::Entity::find().filter(ci_eq(
+                db.get_database_backend(),
+                users::Column::Username,
+                name,
+            )),
         }
         .one(db)
         .await?;
@@ -487,7 +496,12 @@ impl<H: PasswordHasher> Accounts<H> {
         now: DateTime<Utc>,
     ) -> Result<Option<PasswordReset>, Error> {
         let email = validate::email(email)?;
-        let Some(user) = users::Entity::find_by_email(email)
+        let Some(user) = users::Entity::find()
+            .filter(ci_eq(
+                db.get_database_backend(),
+                users::Column::Email,
+                &email,
+            ))
             .one(db)
             .await?
             .filter(is_live)

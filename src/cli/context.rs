@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use entity::users;
 use migration::cli::{Format, redact};
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::accounts::{Identifier, validate};
+use crate::lookup::ci_eq;
 use crate::{Config, Error, db};
 
 /// Database and output options, accepted before or after the subcommand.
@@ -107,18 +108,15 @@ impl Context {
         let found = if let Ok(id) = Uuid::parse_str(text.trim()) {
             users::Entity::find_by_id(id).one(&self.db).await
         } else {
-            match validate::identifier(text)? {
-                Identifier::Email(email) => {
-                    users::Entity::find_by_email(email.as_str())
-                        .one(&self.db)
-                        .await
-                }
-                Identifier::Username(name) => {
-                    users::Entity::find_by_username(name.as_str())
-                        .one(&self.db)
-                        .await
-                }
-            }
+            let (column, value) = match validate::identifier(text)? {
+                Identifier::Email(email) => (users::Column::Email, email),
+                Identifier::Username(name) => (users::Column::Username, name),
+            };
+            let backend = self.db.get_database_backend();
+            users::Entity::find()
+                .filter(ci_eq(backend, column, &value))
+                .one(&self.db)
+                .await
         }
         .map_err(Error::from)?;
         found.ok_or_else(|| {

@@ -1,0 +1,46 @@
+//! Equality on the case-insensitive unique columns (`users.email`,
+//! `users.username`, `roles.name`, `permissions.name`), written so that the
+//! database answers from their unique index. On PostgreSQL and SQLite that
+//! index is on `lower(column)`, so only `lower(column) = value` can use it;
+//! on MySQL/MariaDB it is on the column itself under a case-insensitive
+//! collation, where a plain `column = value` uses it and `lower()` would not.
+
+use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
+use sea_orm::{ColumnTrait, DbBackend};
+
+/// `column` equals `value` ignoring case, in the form the backend's unique index serves.
+pub fn ci_eq<C: ColumnTrait>(backend: DbBackend, column: C, value: &str) -> SimpleExpr {
+    match backend {
+        DbBackend::MySql => column.eq(value),
+        _ => Func::lower(Expr::col((column.entity_name(), column))).eq(value.to_lowercase()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use entity::users;
+    use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
+
+    use super::ci_eq;
+
+    fn sql(backend: DbBackend) -> String {
+        users::Entity::find()
+            .filter(ci_eq(backend, users::Column::Email, "Ada@Example.com"))
+            .build(backend)
+            .to_string()
+    }
+
+    #[test]
+    fn postgres_and_sqlite_compare_lowered_mysql_compares_the_column() {
+        assert!(
+            sql(DbBackend::Postgres)
+                .contains(r#"WHERE LOWER("users"."email") = 'ada@example.com'"#),
+            "{}",
+            sql(DbBackend::Postgres)
+        );
+        assert!(
+            sql(DbBackend::Sqlite).contains(r#"WHERE LOWER("users"."email") = 'ada@example.com'"#)
+        );
+        assert!(sql(DbBackend::MySql).contains("WHERE `users`.`email` = 'Ada@Example.com'"));
+    }
+}
