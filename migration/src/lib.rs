@@ -15,6 +15,7 @@ pub mod m20260115_000003_create_security_enhancements;
 mod m20260115_000004_add_session_security;
 mod m20260115_000005_seed_data_classification;
 mod m20261121_000001_add_api_key_rate_window;
+mod m20261121_000002_add_session_cleanup_indexes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260115_000004_add_session_security::Migration),
             Box::new(m20260115_000005_seed_data_classification::Migration),
             Box::new(m20261121_000001_add_api_key_rate_window::Migration),
+            Box::new(m20261121_000002_add_session_cleanup_indexes::Migration),
         ]
     }
 }
