@@ -17,6 +17,7 @@ mod keys;
 mod lockout;
 mod mfa;
 mod operator;
+mod query_plans;
 mod rbac;
 mod roundtrip;
 mod runner;
