@@ -8,20 +8,15 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::context::{CommonArgs, Context, Failure, audit_admin, parse_span};
+use super::context::{Context, Failure, Group, audit_admin, parse_span};
 use super::{input, output};
 use crate::api_keys::{self, DEFAULT_RATE_LIMIT_PER_MINUTE, NewApiKey};
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    action: Action,
-}
+/// The `Args` command line: options and subcommand.
+pub type Args = Group<Action>;
 
 #[derive(clap::Subcommand, Debug)]
-enum Action {
+pub enum Action {
     /// Issue a key for a user, limited to permissions the user holds; printed once.
     Issue {
         /// Owner: user id, email or username.

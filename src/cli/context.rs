@@ -32,6 +32,15 @@ pub struct CommonArgs {
     pub format: Format,
 }
 
+/// A command group: the shared options and one of the group's subcommands.
+#[derive(clap::Args, Debug)]
+pub struct Group<A: clap::Subcommand> {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub action: A,
+}
+
 /// Why a command did not succeed, and its exit code.
 #[derive(Debug)]
 pub enum Failure {

@@ -6,22 +6,17 @@ use std::process::ExitCode;
 use chrono::{Days, NaiveDate};
 use serde_json::json;
 
-use super::context::{CommonArgs, Context, Failure};
+use super::context::{Context, Failure, Group};
 use super::output;
 use crate::audit::retention::{self, MAX_BATCH_SIZE, RetentionPolicy};
 use crate::audit::{Pruned, rollup};
 use crate::lockout::LockoutPolicy;
 
-#[derive(clap::Args, Debug)]
-pub struct AuditArgs {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    action: AuditAction,
-}
+/// The `AuditArgs` command line: options and subcommand.
+pub type AuditArgs = Group<AuditAction>;
 
 #[derive(clap::Subcommand, Debug)]
-enum AuditAction {
+pub enum AuditAction {
     /// Delete audit entries past their retention_days (default 90), failed
     /// login attempts and session audit rows past their age, in batches.
     Prune {
@@ -37,16 +32,11 @@ enum AuditAction {
     },
 }
 
-#[derive(clap::Args, Debug)]
-pub struct MetricsArgs {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    action: MetricsAction,
-}
+/// The `MetricsArgs` command line: options and subcommand.
+pub type MetricsArgs = Group<MetricsAction>;
 
 #[derive(clap::Subcommand, Debug)]
-enum MetricsAction {
+pub enum MetricsAction {
     /// Compute one UTC day's security_metrics row (replacing an earlier one).
     Rollup {
         /// The day, YYYY-MM-DD (default: yesterday, UTC).

@@ -9,23 +9,18 @@ use qrcode::render::unicode::Dense1x2;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::context::{CommonArgs, Context, Failure, config};
+use super::context::{Context, Failure, Group, config};
 use super::{input, output};
 use crate::mfa::{ClientInfo, Mfa};
 
 /// Issuer shown in authenticator apps unless `--issuer` says otherwise.
 pub const DEFAULT_ISSUER: &str = "gatehouse";
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    action: Action,
-}
+/// The `Args` command line: options and subcommand.
+pub type Args = Group<Action>;
 
 #[derive(clap::Subcommand, Debug)]
-enum Action {
+pub enum Action {
     /// Start TOTP enrollment: prints the secret, its otpauth:// URI and a QR code.
     Enroll {
         /// User id, email or username.

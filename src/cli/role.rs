@@ -7,20 +7,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 use serde_json::json;
 
-use super::context::{CommonArgs, Context, Failure, audit_admin, parse_span};
+use super::context::{Context, Failure, Group, audit_admin, parse_span};
 use super::output;
 use crate::rbac::{self, Actor};
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    action: Action,
-}
+/// The `Args` command line: options and subcommand.
+pub type Args = Group<Action>;
 
 #[derive(clap::Subcommand, Debug)]
-enum Action {
+pub enum Action {
     /// Grant a role to a user, optionally until a time.
     Grant {
         /// User id, email or username.
@@ -49,16 +44,11 @@ enum Action {
     },
 }
 
-#[derive(clap::Args, Debug)]
-pub struct PermArgs {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    action: PermAction,
-}
+/// The `PermArgs` command line: options and subcommand.
+pub type PermArgs = Group<PermAction>;
 
 #[derive(clap::Subcommand, Debug)]
-enum PermAction {
+pub enum PermAction {
     /// Whether a user holds a permission now: exit 0 allowed, 1 denied.
     Check {
         /// User id, email or username.

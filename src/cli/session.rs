@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::context::{CommonArgs, Context, Failure, config};
+use super::context::{CommonArgs, Context, Failure, Group, config};
 use super::{input, output};
 use crate::accounts::{Accounts, Argon2idHasher};
 use crate::login::{LoginRequest, login};
@@ -30,16 +30,11 @@ pub struct LoginArgs {
     user_agent: Option<String>,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    action: Action,
-}
+/// The `Args` command line: options and subcommand.
+pub type Args = Group<Action>;
 
 #[derive(clap::Subcommand, Debug)]
-enum Action {
+pub enum Action {
     /// Validate a session token read from stdin: exit 0 valid, 1 refused.
     Validate {
         /// Client IP of the request (a change raises the risk score).

@@ -6,21 +6,16 @@ use sea_orm::TransactionTrait;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::context::{CommonArgs, Context, Failure, audit_admin};
+use super::context::{Context, Failure, Group, audit_admin};
 use super::{input, output};
 use crate::accounts::{self, Account, Accounts, Argon2idHasher, NewAccount};
 use crate::rbac;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-    #[command(subcommand)]
-    action: Action,
-}
+/// The `Args` command line: options and subcommand.
+pub type Args = Group<Action>;
 
 #[derive(clap::Subcommand, Debug)]
-enum Action {
+pub enum Action {
     /// Create an account; the password is read from stdin or a hidden prompt.
     /// Replaces seed 000's "Create First User" SQL:
     /// `gatehouse user create --email admin@example.com --username admin --role superadmin`.
