@@ -341,22 +341,41 @@ async fn baseline_records_checksums_of_a_plain_sea_orm_deployment(t: TestDb) {
     Migrator::up(&t.db, Some(3)).await.unwrap();
     let verify = gatehouse(&t).arg("verify").output().unwrap();
     assert_eq!(verify.status.code(), Some(1));
-    assert!(text(&verify.stdout).contains("applied without a record"), "{}", text(&verify.stdout));
+    assert!(
+        text(&verify.stdout).contains("applied without a record"),
+        "{}",
+        text(&verify.stdout)
+    );
 
     let names = names();
-    let short = gatehouse(&t).args(["baseline", "--to", &names[1]]).output().unwrap();
+    let short = gatehouse(&t)
+        .args(["baseline", "--to", &names[1]])
+        .output()
+        .unwrap();
     assert_eq!(short.status.code(), Some(1));
-    assert!(text(&short.stderr).contains(&names[2]), "{}", text(&short.stderr));
+    assert!(
+        text(&short.stderr).contains(&names[2]),
+        "{}",
+        text(&short.stderr)
+    );
 
     let out = ok(gatehouse(&t).args(["baseline", "--to", &names[2]]));
-    assert!(text(&out.stdout).contains("Recorded 3 migration(s)"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Recorded 3 migration(s)"),
+        "{}",
+        text(&out.stdout)
+    );
     ok(gatehouse(&t).arg("verify"));
     assert_eq!(applied_names(&t), names[..3]);
     ok(gatehouse(&t).arg("up"));
     ok(gatehouse(&t).arg("verify"));
     assert_eq!(applied_names(&t), names);
     let again = gatehouse(&t).arg("baseline").output().unwrap();
-    assert_eq!(again.status.code(), Some(1), "a managed database is not baselined twice");
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a managed database is not baselined twice"
+    );
 }
 
 fn fails_with_one_line(cmd: &mut Command, code: i32, needle: &str) {
