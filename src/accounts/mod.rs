@@ -158,6 +158,19 @@ pub struct AccountsPolicy {
     /// Role granted at registration, in the same transaction ([`DEFAULT_ROLE`]
     /// by default; `None` grants nothing).
     pub default_role: Option<&'static str>,
+    /// Password hashes computed at once; more wait their turn. The default,
+    /// [`default_hash_concurrency`], leaves one CPU to the async runtime so a
+    /// burst of logins cannot stall every other request (and bounds the
+    /// memory Argon2 takes: m_cost per hash).
+    pub hash_concurrency: usize,
+}
+
+/// One hash at a time per CPU, less one kept for the async runtime (at least one).
+pub fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .saturating_sub(1)
+        .max(1)
 }
 
 impl Default for AccountsPolicy {
@@ -166,6 +179,7 @@ impl Default for AccountsPolicy {
             lockout: LockoutPolicy::default(),
             reset_token_ttl: DEFAULT_RESET_TOKEN_TTL,
             default_role: Some(DEFAULT_ROLE),
+            hash_concurrency: default_hash_concurrency(),
         }
     }
 }
@@ -181,6 +195,7 @@ pub struct Accounts<H> {
     hasher: Arc<H>,
     dummy_hash: Arc<str>,
     policy: AccountsPolicy,
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl<H> fmt::Debug for Accounts<H> {
@@ -205,6 +220,12 @@ impl<H: PasswordHasher> Accounts<H> {
     /// # Errors
     /// [`Error::Config`] when the hasher cannot hash or the policy is unusable.
     pub async fn with_policy(hasher: H, policy: AccountsPolicy) -> Result<Self, Error> {
+        if policy.hash_concurrency == 0 {
+            return Err(Error::Config {
+                var: "hash_concurrency",
+                reason: "must be at least 1".into(),
+            });
+        }
         if policy.reset_token_ttl <= Duration::zero() {
             return Err(Error::Config {
                 var: "reset_token_ttl",
@@ -221,6 +242,7 @@ impl<H: PasswordHasher> Accounts<H> {
         Ok(Self {
             hasher,
             dummy_hash: dummy_hash.into(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(policy.hash_concurrency)),
             policy,
         })
     }
@@ -653,12 +675,22 @@ impl<H: PasswordHasher> Accounts<H> {
 
     async fn hash(&self, password: SecretString) -> Result<String, Error> {
         let hasher = Arc::clone(&self.hasher);
+        let _turn = self.hashing_turn().await;
         blocking(move || hasher.hash(password.expose_secret())).await
     }
 
     async fn verify(&self, password: SecretString, phc: String) -> Result<bool, Error> {
         let hasher = Arc::clone(&self.hasher);
+        let _turn = self.hashing_turn().await;
         blocking(move || hasher.verify(password.expose_secret(), &phc)).await
+    }
+
+    /// Waits for one of the policy's `hash_concurrency` hashing slots.
+    async fn hashing_turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.hashing
+            .acquire()
+            .await
+            .expect("the hashing semaphore is never closed")
     }
 }
 

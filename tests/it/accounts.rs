@@ -10,7 +10,8 @@ use entity::sea_orm_active_enums::MfaMethod;
 use entity::{mfa_configurations, sessions, users};
 use gatehouse::Error;
 use gatehouse::accounts::{
-    self, Accounts, Argon2Costs, Argon2idHasher, Credentials, NewAccount, PasswordHasher,
+    self, Accounts, AccountsPolicy, Argon2Costs, Argon2idHasher, Credentials, NewAccount,
+    PasswordHasher,
 };
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -31,6 +32,7 @@ backend_tests!(run_migrated:
     administrators_lock_unlock_list_and_delete,
     hostile_input_gets_typed_errors_and_writes_nothing,
     debug_output_shows_no_secret,
+    hashing_is_bounded_by_the_policy,
 );
 
 const PASSPHRASE: &str = "plum orchard under winter light";
@@ -41,6 +43,8 @@ struct Counting<H> {
     inner: H,
     hashes: AtomicUsize,
     verifies: AtomicUsize,
+    running: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 impl<H> Counting<H> {
@@ -49,7 +53,22 @@ impl<H> Counting<H> {
             inner,
             hashes: AtomicUsize::new(0),
             verifies: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         }
+    }
+
+    /// Most hashes or verifications that ran at the same moment.
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    fn running<T>(&self, work: impl FnOnce() -> T) -> T {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let out = work();
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        out
     }
 
     fn hashes(&self) -> usize {
@@ -64,12 +83,12 @@ impl<H> Counting<H> {
 impl<H: PasswordHasher> PasswordHasher for Counting<H> {
     fn hash(&self, password: &str) -> Result<String, Error> {
         self.hashes.fetch_add(1, Ordering::SeqCst);
-        self.inner.hash(password)
+        self.running(|| self.inner.hash(password))
     }
 
     fn verify(&self, password: &str, phc: &str) -> Result<bool, Error> {
         self.verifies.fetch_add(1, Ordering::SeqCst);
-        self.inner.verify(password, phc)
+        self.running(|| self.inner.verify(password, phc))
     }
 
     fn needs_rehash(&self, phc: &str) -> bool {
@@ -1023,4 +1042,52 @@ async fn debug_output_shows_no_secret(t: TestDb) {
             "{output}"
         );
     }
+}
+
+async fn hashing_is_bounded_by_the_policy(t: TestDb) {
+    let policy = AccountsPolicy {
+        hash_concurrency: 2,
+        ..AccountsPolicy::default()
+    };
+    let accounts = std::sync::Arc::new(
+        Accounts::with_policy(Counting::new(Argon2idHasher::default()), policy)
+            .await
+            .unwrap(),
+    );
+    let now = start();
+    let logins: Vec<_> = (0..6)
+        .map(|i| {
+            let accounts = std::sync::Arc::clone(&accounts);
+            let db = t.db.clone();
+            tokio::spawn(async move {
+                let name = format!("nobody{i}");
+                accounts
+                    .authenticate(&db, login(&name, PASSPHRASE), now)
+                    .await
+            })
+        })
+        .collect();
+    for login in logins {
+        assert!(matches!(
+            login.await.unwrap(),
+            Err(Error::InvalidCredentials)
+        ));
+    }
+    assert_eq!(accounts.hasher().verifies(), 6);
+    assert!(
+        accounts.hasher().peak() <= 2,
+        "{} hashes ran at once, the policy allows 2",
+        accounts.hasher().peak()
+    );
+    let zero = AccountsPolicy {
+        hash_concurrency: 0,
+        ..AccountsPolicy::default()
+    };
+    assert!(matches!(
+        Accounts::with_policy(Argon2idHasher::default(), zero).await,
+        Err(Error::Config {
+            var: "hash_concurrency",
+            ..
+        })
+    ));
 }
