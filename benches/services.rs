@@ -65,7 +65,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         scale: Scale::SMALL,
         backends: vec![Backend::Sqlite, Backend::Postgres, Backend::MySql],
-        iterations: 2_000,
+        iterations: 1_000,
         list_iterations: 30,
         hashes: 20,
     };
