@@ -134,7 +134,10 @@ impl Row {
             out.push(if r <= goal {
                 format!("≤{goal:.2}x sqlx: met")
             } else {
-                format!("≤{goal:.2}x sqlx: MISSED by {:.0}%", (r / goal - 1.0) * 100.0)
+                format!(
+                    "≤{goal:.2}x sqlx: MISSED by {:.1}%",
+                    (r / goal - 1.0) * 100.0
+                )
             });
         }
         if let Some(goal) = self.goal_vs_default {
@@ -142,7 +145,7 @@ impl Row {
             out.push(if r >= goal {
                 format!("≥{goal:.1}x faster than default: met")
             } else {
-                format!("≥{goal:.1}x faster than default: MISSED ({r:.2}x)")
+                format!("≥{goal:.1}x faster than default: MISSED ({r:.3}x)")
             });
         }
         out
@@ -275,7 +278,11 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
             user_agent: Some(s.user_agent),
         };
         match peer {
-            0 => drop(service.validate(&tuned, &s.token, client, Utc::now()).await?),
+            0 => drop(
+                service
+                    .validate(&tuned, &s.token, client, Utc::now())
+                    .await?,
+            ),
             1 => drop(
                 handwritten::validate_session(
                     &sqlx,
@@ -288,7 +295,11 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
                 )
                 .await?,
             ),
-            _ => drop(service.validate(&default, &s.token, client, Utc::now()).await?),
+            _ => drop(
+                service
+                    .validate(&default, &s.token, client, Utc::now())
+                    .await?,
+            ),
         }
         Ok(())
     })
@@ -305,7 +316,9 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
         let key = rng.pick(&fixture.api_keys);
         match peer {
             0 => drop(api_keys::verify(&tuned, key, Some(CLIENT_IP), Utc::now()).await?),
-            1 => drop(handwritten::verify_key(&sqlx, &sql, key, Some(CLIENT_IP), Utc::now()).await?),
+            1 => {
+                drop(handwritten::verify_key(&sqlx, &sql, key, Some(CLIENT_IP), Utc::now()).await?)
+            }
             _ => drop(api_keys::verify(&default, key, Some(CLIENT_IP), Utc::now()).await?),
         }
         Ok(())
@@ -329,7 +342,9 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
         };
         match peer {
             0 => drop(rbac::has_permission(&tuned, user, permission, Utc::now()).await?),
-            1 => drop(handwritten::has_permission(&sqlx, &sql, user, permission, Utc::now()).await?),
+            1 => {
+                drop(handwritten::has_permission(&sqlx, &sql, user, permission, Utc::now()).await?)
+            }
             _ => drop(rbac::has_permission(&default, user, permission, Utc::now()).await?),
         }
         Ok(())
@@ -409,8 +424,16 @@ async fn check_peers_agree(
             user_agent: Some(s.user_agent),
         };
         let a = service.validate(tuned, &s.token, client, now).await?;
-        let b = handwritten::validate_session(sqlx, sql, keys, &s.token, client.ip, client.user_agent, now)
-            .await?;
+        let b = handwritten::validate_session(
+            sqlx,
+            sql,
+            keys,
+            &s.token,
+            client.ip,
+            client.user_agent,
+            now,
+        )
+        .await?;
         let c = service.validate(default, &s.token, client, now).await?;
         ensure!(a.id == b.id && b.id == c.id, "W1 peers disagree");
         ensure!(a.risk_score == b.risk_score && b.risk_score == c.risk_score);
@@ -419,7 +442,10 @@ async fn check_peers_agree(
         let a = api_keys::verify(tuned, key, Some(CLIENT_IP), now).await?;
         let b = handwritten::verify_key(sqlx, sql, key, Some(CLIENT_IP), now).await?;
         let c = api_keys::verify(default, key, Some(CLIENT_IP), now).await?;
-        ensure!(a.scopes == b && b == c.scopes, "W2 peers disagree: {a:?} {b:?}");
+        ensure!(
+            a.scopes == b && b == c.scopes,
+            "W2 peers disagree: {a:?} {b:?}"
+        );
         ensure!(a.scopes.len() == 2, "generated keys hold both scopes");
     }
     for &user in fixture.users.iter().take(3) {
@@ -427,14 +453,19 @@ async fn check_peers_agree(
             let a = rbac::has_permission(tuned, user, permission, now).await?;
             let b = handwritten::has_permission(sqlx, sql, user, permission, now).await?;
             let c = rbac::has_permission(default, user, permission, now).await?;
-            ensure!(a == held && b == held && c == held, "W3 peers disagree on {permission}");
+            ensure!(
+                a == held && b == held && c == held,
+                "W3 peers disagree on {permission}"
+            );
         }
     }
     let a = list_typed(tuned).await?;
     let b = handwritten::list_users(sqlx, sql, LIST_ROWS as i64).await?;
     ensure!(a.len() == b.len(), "W7 lengths differ");
     ensure!(
-        a.iter().zip(&b).all(|(a, b)| a.id == b.id && a.created_at == b.created_at),
+        a.iter()
+            .zip(&b)
+            .all(|(a, b)| a.id == b.id && a.created_at == b.created_at),
         "W7 rows differ"
     );
     Ok(())
@@ -458,7 +489,10 @@ async fn argon2_times(hasher: &Argon2idHasher, n: usize) -> Result<Argon2Report>
     })
     .await??;
     Ok(Argon2Report {
-        costs: format!("m={} KiB, t={}, p={}", costs.m_cost, costs.t_cost, costs.p_cost),
+        costs: format!(
+            "m={} KiB, t={}, p={}",
+            costs.m_cost, costs.t_cost, costs.p_cost
+        ),
         hash,
         verify,
     })

@@ -273,7 +273,10 @@ pub async fn validate_session(
     ensure!(!session.is_revoked, "revoked");
     ensure!(session.security_version == SECURITY_VERSION, "unsealed");
     ensure!(key_status.as_deref() == Some("active"), "key retired");
-    ensure!(session.encryption_key_id == Some(keys.key_id), "foreign key");
+    ensure!(
+        session.encryption_key_id == Some(keys.key_id),
+        "foreign key"
+    );
     let expected = seal(
         keys.key,
         &SealInput {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::{self, Connection as _, pool::PoolOptions};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/mysql";
@@ -54,7 +56,8 @@ impl Backend {
     }
 
     fn admin_url(self) -> Option<String> {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
         match self {
             Self::Sqlite => None,
             Self::Postgres => Some(var("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)),
@@ -115,7 +118,9 @@ pub async fn create(backend: Backend) -> Result<BenchDb, String> {
                 .await
                 .map_err(|e| format!("creating {name}: {e}"))?;
             let _ = admin.close().await;
-            let base = admin_url.rsplit_once('/').map_or(&*admin_url, |(base, _)| base);
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(&*admin_url, |(base, _)| base);
             BenchDb {
                 backend,
                 url: format!("{base}/{name}"),
@@ -148,7 +153,10 @@ impl BenchDb {
                     let _ = admin
                         .execute_raw(Statement::from_string(
                             admin.get_database_backend(),
-                            format!("DROP DATABASE IF EXISTS {}", quoted(self.backend, &self.name)),
+                            format!(
+                                "DROP DATABASE IF EXISTS {}",
+                                quoted(self.backend, &self.name)
+                            ),
                         ))
                         .await;
                     let _ = admin.close().await;
@@ -176,7 +184,9 @@ impl BenchDb {
     /// [`gatehouse::db::PING_IF_IDLE_FOR`].
     pub async fn sqlx(&self) -> SqlxPool {
         match self.backend {
-            Backend::Postgres => SqlxPool::Postgres(pool_options().connect(&self.url).await.unwrap()),
+            Backend::Postgres => {
+                SqlxPool::Postgres(pool_options().connect(&self.url).await.unwrap())
+            }
             Backend::MySql => SqlxPool::MySql(pool_options().connect(&self.url).await.unwrap()),
             Backend::Sqlite => SqlxPool::Sqlite(pool_options().connect(&self.url).await.unwrap()),
         }
