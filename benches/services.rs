@@ -17,6 +17,7 @@ mod measure;
 #[path = "services/setup.rs"]
 mod setup;
 
+use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -245,7 +246,7 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
     })
     .await??;
 
-    let mut rng = Rng::new(0x5EED_0F_6A7E_4005E);
+    let mut rng = Rng::new(0x05EE_D0F6_A7E4_005E);
     println!(
         "{}: generating {} users, {} sessions, {} API keys",
         backend.label(),
@@ -340,13 +341,13 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
         } else {
             "users.delete"
         };
-        match peer {
-            0 => drop(rbac::has_permission(&tuned, user, permission, Utc::now()).await?),
-            1 => {
-                drop(handwritten::has_permission(&sqlx, &sql, user, permission, Utc::now()).await?)
-            }
-            _ => drop(rbac::has_permission(&default, user, permission, Utc::now()).await?),
-        }
+        let _held: bool = match peer {
+            0 => black_box(rbac::has_permission(&tuned, user, permission, Utc::now()).await?),
+            1 => black_box(
+                handwritten::has_permission(&sqlx, &sql, user, permission, Utc::now()).await?,
+            ),
+            _ => black_box(rbac::has_permission(&default, user, permission, Utc::now()).await?),
+        };
         Ok(())
     })
     .await?;

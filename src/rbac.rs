@@ -197,7 +197,11 @@ fn has_permission_sql(backend: DbBackend) -> &'static str {
     };
     RENDERED[slot].get_or_init(|| {
         backend
-            .build(&has_permission_query(Uuid::nil(), DateTime::UNIX_EPOCH, String::new()))
+            .build(&has_permission_query(
+                Uuid::nil(),
+                DateTime::UNIX_EPOCH,
+                String::new(),
+            ))
             .sql
     })
 }

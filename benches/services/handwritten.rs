@@ -412,10 +412,10 @@ pub async fn verify_key(
         "unknown key"
     );
     ensure!(!record.is_revoked, "revoked");
-    ensure!(!record.expires_at.is_some_and(|e| e <= now), "expired");
+    ensure!(record.expires_at.is_none_or(|e| e > now), "expired");
     ensure!(active && deleted_at.is_none(), "owner deactivated");
     ensure!(
-        !locked && !locked_until.is_some_and(|u| u > now),
+        !locked && locked_until.is_none_or(|u| u <= now),
         "owner locked"
     );
     let scopes: Vec<String> = serde_json::from_value(record.scopes)?;
