@@ -1,12 +1,14 @@
 //! Role-based access control: roles ranked by level (0..=100), their permissions,
 //! grants to users with optional expiry, and permission checks in one query.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use entity::{permissions, role_permissions, roles, user_roles, users};
 use sea_orm::sea_query::{Cond, Expr, ExprTrait, Func, Query, SelectStatement};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, Statement, TransactionSession, TransactionTrait, Value,
 };
 use uuid::Uuid;
 
@@ -152,13 +154,57 @@ pub async fn has_permission<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<bool, Error> {
     let permission = permission_name(permission)?;
-    // `SELECT 1 ... LIMIT 1`: EXISTS semantics, decoded the same on every backend.
-    let query = with_permissions(live_grants(user_id, now))
-        .expr(Expr::val(1))
+    let backend = db.get_database_backend();
+    let stmt = Statement::from_sql_and_values(
+        backend,
+        has_permission_sql(backend),
+        has_permission_values(user_id, now, permission),
+    );
+    Ok(db.query_one_raw(stmt).await?.is_some())
+}
+
+/// The permission check as sea-query builds it.
+fn has_permission_query(user_id: Uuid, now: DateTime<Utc>, permission: String) -> SelectStatement {
+    // `SELECT 1 ... LIMIT 1`: EXISTS semantics, decoded the same on every
+    // backend; the 1 is a literal, not a bound parameter.
+    with_permissions(live_grants(user_id, now))
+        .expr(Expr::cust("1"))
         .and_where(Expr::col((permissions::Entity, permissions::Column::Name)).eq(permission))
         .limit(1)
-        .to_owned();
-    Ok(db.query_one(&query).await?.is_some())
+        .to_owned()
+}
+
+/// The values [`has_permission_query`] binds, in its order.
+fn has_permission_values(user_id: Uuid, now: DateTime<Utc>, permission: String) -> [Value; 7] {
+    [
+        user_id.into(),
+        true.into(),
+        false.into(),
+        now.into(),
+        now.into(),
+        permission.into(),
+        1u64.into(),
+    ]
+}
+
+/// The permission check's SQL for `backend`, rendered once: building the
+/// statement with sea-query costs more than running it on a warm connection.
+fn has_permission_sql(backend: DbBackend) -> &'static str {
+    static RENDERED: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match backend {
+        DbBackend::Postgres => 0,
+        DbBackend::MySql => 1,
+        _ => 2,
+    };
+    RENDERED[slot].get_or_init(|| {
+        backend
+            .build(&has_permission_query(
+                Uuid::nil(),
+                DateTime::UNIX_EPOCH,
+                String::new(),
+            ))
+            .sql
+    })
 }
 
 /// The names of every permission `user_id` holds now, sorted, in one query.
@@ -545,6 +591,22 @@ pub fn permission_name(raw: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rendered_permission_check_binds_what_the_builder_binds() {
+        let user = Uuid::now_v7();
+        let now = Utc::now();
+        for backend in [DbBackend::Postgres, DbBackend::MySql, DbBackend::Sqlite] {
+            let built = backend.build(&has_permission_query(user, now, "users.read".into()));
+            assert_eq!(built.sql, has_permission_sql(backend), "{backend:?}");
+            let values = built.values.expect("the check binds values").0;
+            assert_eq!(
+                values,
+                has_permission_values(user, now, "users.read".into()).to_vec(),
+                "{backend:?}"
+            );
+        }
+    }
 
     #[test]
     fn names_are_checked() {
