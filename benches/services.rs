@@ -553,10 +553,11 @@ async fn trivial_under_logins(
         if under_load {
             stop.store(true, Ordering::Relaxed);
             login_seconds += started.elapsed().as_secs_f64();
+            // Logins finished while the queries ran, not those ending after.
+            logins += done.load(Ordering::Relaxed);
             for task in tasks {
                 task.await??;
             }
-            logins += done.load(Ordering::Relaxed);
         }
     }
     progress.finish_and_clear();
