@@ -190,10 +190,10 @@ impl<M: MigratorTrait> Runner<M> {
         // A short busy timeout lets the lock wait say that it waits and honour --lock-timeout.
         connect.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_millis(250)));
         let db = Database::connect(connect).await?;
-        if db.get_database_backend() == DbBackend::MySql {
-            if let Some(timeout) = options.statement_timeout {
-                set_mysql_statement_timeout(&db, timeout).await?;
-            }
+        if db.get_database_backend() == DbBackend::MySql
+            && let Some(timeout) = options.statement_timeout
+        {
+            set_mysql_statement_timeout(&db, timeout).await?;
         }
         Ok(Self {
             db,
