@@ -2,7 +2,8 @@
 //! rendering) against plain `Migrator::up` on the same migrations, on fresh
 //! databases, side by side in one run on every reachable backend.
 //!
-//! `cargo bench --bench runner_overhead` (env `BENCH_ROUNDS`, default 15).
+//! `cargo bench --bench runner_overhead` (env `BENCH_ROUNDS`, default 15;
+//! `BENCH_BACKENDS`, e.g. `mariadb`, default `sqlite postgres mariadb`).
 //! Servers as for the tests: `TEST_POSTGRES_URL`, `TEST_MYSQL_URL`.
 
 use std::time::{Duration, Instant};
@@ -15,6 +16,8 @@ use sea_orm::{
 
 struct Server {
     label: &'static str,
+    /// The name `BENCH_BACKENDS` uses.
+    key: &'static str,
     admin_url: Option<String>,
 }
 
@@ -83,9 +86,13 @@ async fn runner(url: &str) -> Duration {
     started.elapsed()
 }
 
-fn median(mut v: Vec<Duration>) -> f64 {
-    v.sort();
-    v[v.len() / 2].as_secs_f64() * 1000.0
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -97,10 +104,12 @@ async fn main() {
     let servers = [
         Server {
             label: "SQLite",
+            key: "sqlite",
             admin_url: None,
         },
         Server {
             label: "PostgreSQL",
+            key: "postgres",
             admin_url: Some(
                 std::env::var("TEST_POSTGRES_URL")
                     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
@@ -108,21 +117,31 @@ async fn main() {
         },
         Server {
             label: "MariaDB",
+            key: "mariadb",
             admin_url: Some(
                 std::env::var("TEST_MYSQL_URL")
                     .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into()),
             ),
         },
     ];
+    let backends = std::env::var("BENCH_BACKENDS")
+        .unwrap_or_else(|_| "sqlite postgres mariadb".into())
+        .to_lowercase();
+    let backends: Vec<&str> = backends.split([' ', ',']).collect();
     println!("runner overhead: {rounds} rounds per side, fresh database per run, alternating");
-    println!("| backend | Migrator::up median ms | runner up median ms | ratio |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| backend | Migrator::up median ms | runner up median ms | ratio | paired ratio | Migrator::up min ms | runner min ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for server in &servers {
-        if let Some(url) = &server.admin_url {
-            if connect(url).await.is_none() {
-                println!("| {} | skipped: unreachable | | |", server.label);
-                continue;
-            }
+        if !backends.contains(&server.key) {
+            continue;
+        }
+        if let Some(url) = &server.admin_url
+            && connect(url).await.is_none()
+        {
+            println!("| {} | skipped: unreachable | | | | | |", server.label);
+            continue;
         }
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for round in 0..rounds {
@@ -135,7 +154,17 @@ async fn main() {
                 a.push(plain(&fresh(server, 2 * round).await).await);
             }
         }
-        let (ma, mb) = (median(a), median(b));
-        println!("| {} | {ma:.1} | {mb:.1} | {:.2}x |", server.label, mb / ma);
+        // Paired: each round's runner time over the plain time next to it, so drift cancels.
+        let paired = median(a.iter().zip(&b).map(|(a, b)| ms(*b) / ms(*a)).collect());
+        let (min_a, min_b) = (ms(*a.iter().min().unwrap()), ms(*b.iter().min().unwrap()));
+        let (ma, mb) = (
+            median(a.into_iter().map(ms).collect()),
+            median(b.into_iter().map(ms).collect()),
+        );
+        println!(
+            "| {} | {ma:.1} | {mb:.1} | {:.2}x | {paired:.2}x | {min_a:.1} | {min_b:.1} |",
+            server.label,
+            mb / ma
+        );
     }
 }

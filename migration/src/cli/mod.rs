@@ -139,6 +139,10 @@ pub enum Command {
     Repair {
         /// The migration.
         name: String,
+        /// Instead of clearing it: how many of its statements took effect before an
+        /// interrupted MySQL/MariaDB run stopped; `up` continues after them.
+        #[arg(long, value_name = "N")]
+        statements_done: Option<usize>,
     },
     /// Write a new migration file from the template and register it in the Migrator.
     Create {
@@ -417,7 +421,7 @@ async fn execute(args: &ConnectionArgs, command: Command) -> Result<ExitCode, Fa
         }
         | Command::Baseline { to: Some(ref name) }
         | Command::MarkApplied { ref name }
-        | Command::Repair { ref name } => known(name)?,
+        | Command::Repair { ref name, .. } => known(name)?,
         _ => {}
     }
     let allow_changed = matches!(
@@ -493,10 +497,23 @@ async fn execute_on(
                 names.len()
             );
         }
-        Command::Repair { name } => {
+        Command::Repair {
+            name,
+            statements_done: None,
+        } => {
             runner.repair(&name).await?;
             println!(
                 "Repaired    {name}: its failure record is cleared; `migrate up` starts it afresh"
+            );
+        }
+        Command::Repair {
+            name,
+            statements_done: Some(done),
+        } => {
+            runner.repair_at(&name, done).await?;
+            println!(
+                "Repaired    {name}: statements 1 to {done} recorded as applied; `migrate up` continues at statement {}",
+                done + 1
             );
         }
         Command::Fresh { all, yes } => {

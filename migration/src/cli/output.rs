@@ -43,6 +43,7 @@ fn failure_json(entry: &Entry) -> serde_json::Value {
     entry.failure.as_ref().map_or(serde_json::Value::Null, |f| {
         json!({
             "direction": f.direction,
+            "status": f.status,
             "statement": f.statements_done + 1,
             "statements_total": f.statements_total,
             "error": f.error,
@@ -93,6 +94,19 @@ pub fn status(backend: DbBackend, entries: &[Entry], format: Format) {
                 f.statements_total,
                 f.error.as_deref().unwrap_or("no error recorded")
             ),
+            (State::Interrupted, Some(f)) => format!(
+                "after statement {} of {} or later, where unknown: {}",
+                f.statements_done,
+                f.statements_total,
+                f.error
+                    .as_deref()
+                    .unwrap_or("the run stopped without recording its end")
+            ),
+            (State::Running, Some(f)) => format!(
+                "by {} since {}",
+                f.run_by,
+                f.executed_at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
             _ => entry
                 .applied_at
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -101,7 +115,10 @@ pub fn status(backend: DbBackend, entries: &[Entry], format: Format) {
         let line = format!("{:<width$}  {:<8} {detail}", entry.name, short(entry.state));
         println!("{}", line.trim_end());
     }
-    let failed = entries.iter().filter(|e| e.state == State::Failed).count();
+    let failed = entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Failed | State::Interrupted))
+        .count();
     let changed = entries.iter().filter(|e| e.state == State::Changed).count();
     if failed + changed > 0 {
         println!(
@@ -117,6 +134,8 @@ fn short(state: State) -> &'static str {
         State::Changed => "changed",
         State::Pending => "pending",
         State::Failed => "failed",
+        State::Interrupted => "interrupted",
+        State::Running => "running",
         State::MissingFromCode => "missing",
     }
 }
@@ -128,6 +147,8 @@ fn verdict(state: State) -> &'static str {
         State::AppliedWithoutRecord => "applied without a record",
         State::MissingFromCode => "missing from code",
         State::Failed => "failed",
+        State::Interrupted => "interrupted",
+        State::Running => "running",
         State::Pending => "pending",
     }
 }
@@ -167,6 +188,10 @@ pub fn verify(entries: &[Entry], format: Format) -> bool {
             State::MissingFromCode => " (applied, but this build does not contain it)".into(),
             State::Failed => {
                 " (`migrate status` shows where; fix and rerun, or `migrate repair`)".into()
+            }
+            State::Interrupted => {
+                " (stopped at a statement the ledger cannot tell; `migrate up` explains what to do)"
+                    .into()
             }
             _ => String::new(),
         };

@@ -1,6 +1,7 @@
 //! Operations around the migrations rather than through them: recording a
 //! migration as applied without running it, adopting a database built from
-//! the plain SQL, clearing a failure after a human fix, and rebuilding.
+//! the plain SQL, clearing a failure or recording how far an interrupted run
+//! got after a human check, and rebuilding.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
@@ -10,7 +11,7 @@ use sea_orm_migration::sea_orm::{
 use super::exec::{install, record_applied};
 use super::ledger::{self, RunKind, SUCCEEDED};
 use super::{Runner, State, Target, lock};
-use crate::render::Direction;
+use crate::render::{Direction, checksum};
 
 impl<M: MigratorTrait> Runner<M> {
     /// Records the pending migration `name` as applied without running it
@@ -155,6 +156,65 @@ impl<M: MigratorTrait> Runner<M> {
             )));
         }
         Ok(cleared)
+    }
+
+    /// Records that exactly the first `statements_done` statements of `name`
+    /// took effect before its last run stopped, as a person established by
+    /// comparing the database with `migrate sql`, so that the next `up`
+    /// continues at the statement after them. For a MySQL/MariaDB run that
+    /// was interrupted at a statement the ledger cannot tell (or failed).
+    ///
+    /// # Errors
+    /// No unresolved `up` run of `name`, a backend that does not resume part
+    /// way, more statements than the migration has, or a database error.
+    pub async fn repair_at(&self, name: &str, statements_done: usize) -> Result<(), DbErr> {
+        if self.backend() != DbBackend::MySql {
+            return Err(DbErr::Migration(
+                "only MySQL/MariaDB runs stop part way; on this database a failed migration was rolled \
+                 back, so fix it and run `migrate up` again (or `migrate repair NAME`)"
+                    .into(),
+            ));
+        }
+        locked!(self, conn => async {
+            ledger::install(conn).await?;
+            let (steps, entries) = self.standing(conn).await?;
+            let failure = entries
+                .iter()
+                .find(|e| e.name == name && !e.state.is_applied())
+                .and_then(|e| e.failure.clone())
+                .filter(|f| f.direction == RunKind::Up.as_str())
+                .ok_or_else(|| {
+                    DbErr::Migration(format!(
+                        "`{name}` has no failed or interrupted run to repair; `migrate status` shows them"
+                    ))
+                })?;
+            let step = steps
+                .iter()
+                .find(|s| s.name == name)
+                .expect("an entry with a failure has a step");
+            let total = step.sql.len();
+            if statements_done > total {
+                return Err(DbErr::Migration(format!(
+                    "`{name}` has {total} statements; --statements-done {statements_done} is more"
+                )));
+            }
+            let before = failure
+                .error
+                .as_deref()
+                .unwrap_or("stopped without recording its end");
+            let note = format!(
+                "{before}; statements 1 to {statements_done} recorded as applied by \
+                 `migrate repair --statements-done {statements_done}`"
+            );
+            ledger::settle(
+                conn,
+                failure.id,
+                statements_done,
+                &checksum(&step.sql[..statements_done]),
+                &note,
+            )
+            .await
+        })
     }
 
     /// The tables `fresh` drops: those this migrator creates (plus its own

@@ -1,17 +1,19 @@
 //! `up` and `down`: choosing the migrations a target names, then running each
 //! one under the lock. PostgreSQL and SQLite run a migration and its records
-//! in one transaction; MySQL/MariaDB commit DDL statement by statement, so the
-//! ledger notes each finished statement and the next run resumes after it.
+//! in one transaction. MySQL/MariaDB commit DDL statement by statement: the
+//! ledger marks the run as running before its first statement, and a refused
+//! statement's failure record says how many ran, so the next run resumes
+//! after them; a run that stopped without saying where is refused instead.
 
 use std::time::Instant;
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions,
-    TransactionSession, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, RuntimeErr, SqliteTransactionMode,
+    TransactionOptions, TransactionSession, TransactionTrait, sqlx,
 };
 
-use super::ledger::{self, FAILED, RUNNING, RunKind, SUCCEEDED};
+use super::ledger::{self, FAILED, INTERRUPTED, RUNNING, RunKind, SUCCEEDED};
 use super::{Entry, Runner, State, Step, Target, lock};
 use crate::render::{Direction, checksum};
 
@@ -226,7 +228,14 @@ impl<M: MigratorTrait> Runner<M> {
         txn.commit().await
     }
 
-    async fn run_step_statementwise<C: ConnectionTrait>(
+    /// Runs a migration on MySQL/MariaDB, where every DDL statement commits
+    /// by itself. The ledger row is written once before the first statement
+    /// (`running`) and once at the end, not after every statement: a refused
+    /// statement is known not to have taken effect, so the failure record
+    /// alone says exactly how many ran. Only a run that stops without
+    /// recording its end leaves the position unknown; [`resume_point`]
+    /// refuses to guess it.
+    async fn run_step_statementwise<C: ConnectionTrait + TransactionTrait>(
         &self,
         conn: &C,
         step: &Step,
@@ -256,51 +265,85 @@ impl<M: MigratorTrait> Runner<M> {
         )
         .await?;
         for i in resume_from..total {
-            if let Err(err) = conn.execute_raw(step.statements[i].clone()).await {
-                let message = format!("statement {} of {total} failed: {err}", i + 1);
-                ledger::finish(
-                    conn,
-                    id,
-                    FAILED,
-                    started.elapsed().as_millis() as i64,
-                    Some(&message),
-                )
-                .await?;
+            let Err(err) = conn.execute_raw(step.statements[i].clone()).await else {
+                continue;
+            };
+            let message = format!("statement {} of {total} failed: {err}", i + 1);
+            let ms = started.elapsed().as_millis() as i64;
+            let done_checksum = checksum(&step.sql[..i]);
+            if !refused_by_database(&err) {
+                // The statement may have committed before the connection failed.
+                let _ =
+                    ledger::finish(conn, id, INTERRUPTED, i, &done_checksum, ms, Some(&message))
+                        .await;
                 return Err(DbErr::Migration(format!(
-                    "{} {}: {message}. Statements 1 to {i} are applied and recorded (MySQL commits DDL as it goes); \
-                     fix the migration and run the command again to continue at statement {}, or undo them by hand \
-                     and run `migrate repair {}`",
+                    "{} {}: {message}. Statements 1 to {i} are applied; whether statement {} took effect \
+                     is unknown (the connection failed while it ran). `migrate status` shows the run as \
+                     interrupted and `migrate up` explains how to continue",
                     kind.as_str(),
                     step.name,
-                    i + 1,
-                    step.name
+                    i + 1
                 )));
             }
-            ledger::progress(conn, id, i + 1, &checksum(&step.sql[..=i])).await?;
+            ledger::finish(conn, id, FAILED, i, &done_checksum, ms, Some(&message)).await?;
+            return Err(DbErr::Migration(format!(
+                "{} {}: {message}. Statements 1 to {i} are applied and recorded (MySQL commits DDL as it goes); \
+                 fix the migration and run the command again to continue at statement {}, or undo them by hand \
+                 and run `migrate repair {}`",
+                kind.as_str(),
+                step.name,
+                i + 1,
+                step.name
+            )));
         }
-        record_applied::<M, _>(conn, &step.name, kind).await?;
+        // sea-orm's record and the ledger's outcome commit together.
+        let txn = conn.begin().await?;
+        record_applied::<M, _>(&txn, &step.name, kind).await?;
         ledger::finish(
-            conn,
+            &txn,
             id,
             SUCCEEDED,
+            total,
+            &step.checksum,
             started.elapsed().as_millis() as i64,
             None,
         )
-        .await
+        .await?;
+        txn.commit().await
+    }
+}
+
+/// Whether the database answered `err` itself, refusing the statement (it
+/// did not take effect), rather than the connection failing with the
+/// statement's outcome unknown. A statement that never got a connection was
+/// not sent.
+fn refused_by_database(err: &DbErr) -> bool {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(**e, sqlx::Error::Database(_))
+        }
+        DbErr::ConnectionAcquire(_) => true,
+        _ => false,
     }
 }
 
 /// Where a statement-wise run continues after an unrepaired failure: after the
-/// statements that ran, provided they are unchanged.
+/// statements that ran, provided they are unchanged. A run that stopped
+/// without recording where (interrupted) is refused with what to do.
 fn resume_point(
     step: &Step,
     kind: RunKind,
     failure: Option<&ledger::Record>,
 ) -> Result<usize, DbErr> {
-    let Some(failure) = failure.filter(|f| f.direction == kind.as_str() && f.statements_done > 0)
-    else {
+    let Some(failure) = failure.filter(|f| f.direction == kind.as_str()) else {
         return Ok(0);
     };
+    if failure.is_unfinished() {
+        return Err(interrupted(step, failure));
+    }
+    if failure.statements_done == 0 {
+        return Ok(0);
+    }
     let done = failure.statements_done as usize;
     let unchanged = done <= step.sql.len()
         && failure.done_checksum.as_deref() == Some(checksum(&step.sql[..done]).as_str());
@@ -313,6 +356,54 @@ fn resume_point(
             step.name, step.name
         )))
     }
+}
+
+/// The refusal for a migration whose last run stopped at an unknown statement.
+fn interrupted(step: &Step, run: &ledger::Record) -> DbErr {
+    let name = &step.name;
+    let done = run.statements_done;
+    let total = run.statements_total;
+    let (how, uncertain) = if run.status == INTERRUPTED {
+        (
+            format!(
+                "its connection failed at statement {} ({})",
+                done + 1,
+                run.error.as_deref().unwrap_or("no error recorded")
+            ),
+            format!("statement {} may have taken effect", done + 1),
+        )
+    } else {
+        let uncertain = if done == 0 {
+            format!("any of its {total} statements may have taken effect")
+        } else {
+            format!(
+                "any of statements {} to {total} may have taken effect",
+                done + 1
+            )
+        };
+        (
+            "it stopped without recording its end: the migrator was killed, or its machine or the \
+             database went down"
+                .to_owned(),
+            uncertain,
+        )
+    };
+    let state = match done {
+        0 => uncertain,
+        1 => format!("statement 1 of {total} took effect and {uncertain} too"),
+        _ => format!("statements 1 to {done} of {total} took effect and {uncertain} too"),
+    };
+    DbErr::Migration(format!(
+        "{name} did not finish its last run (run {} by {}, started {}; {how}). MySQL commits each \
+         statement as it runs, so {state}; the ledger cannot tell, and running a statement twice is \
+         not safe. Compare the database with `migrate sql {name}`, then run \
+         `migrate repair {name} --statements-done N` with N the number of its statements that took \
+         effect (`migrate up` then continues at statement N+1), or undo them by hand and run \
+         `migrate repair {name}` to start it afresh",
+        run.id,
+        run.run_by,
+        run.executed_at.format("%Y-%m-%d %H:%M:%S UTC"),
+    ))
 }
 
 /// Creates sea-orm's migration table and the ledger if missing.

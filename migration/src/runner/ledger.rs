@@ -1,8 +1,8 @@
 //! The ledger: one row per migration run in `gatehouse_migrations`, beside
 //! sea-orm's own `seaql_migrations` (which stays the record of what is
 //! applied, so sea-orm-cli keeps working). A row holds the migration's name,
-//! direction, outcome, checksum, execution time and, while or after it
-//! failed, how many statements had run.
+//! direction, outcome, checksum, execution time and how many statements had
+//! run when it succeeded, failed or was interrupted.
 
 use chrono::{DateTime, Utc};
 use sea_orm_migration::prelude::*;
@@ -57,10 +57,21 @@ impl RunKind {
 }
 
 /// Outcome of a run.
+///
+/// `running` while a run executes; a `running` row that no migrator holds the
+/// lock for is a run that stopped without recording its end (process killed,
+/// machine down). `failed`: the database refused a statement, and
+/// `statements_done` counts exactly those that ran before it. `interrupted`:
+/// the connection failed while a statement ran, so whether that statement
+/// took effect is unknown; `statements_done` counts those known to have run.
 pub const RUNNING: &str = "running";
 pub const SUCCEEDED: &str = "succeeded";
 pub const FAILED: &str = "failed";
+pub const INTERRUPTED: &str = "interrupted";
 pub const REPAIRED: &str = "repaired";
+
+/// Statuses of runs that stopped part way and were not repaired since.
+const UNRESOLVED: [&str; 3] = [FAILED, RUNNING, INTERRUPTED];
 
 /// One ledger row.
 #[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
@@ -82,7 +93,13 @@ pub struct Record {
 impl Record {
     /// A run that stopped part way and was not repaired since.
     pub fn is_unresolved_failure(&self) -> bool {
-        self.status == FAILED || self.status == RUNNING
+        UNRESOLVED.contains(&self.status.as_str())
+    }
+
+    /// A run that stopped where the ledger cannot tell how many statements
+    /// took effect (or, while a migrator holds the lock, one still running).
+    pub fn is_unfinished(&self) -> bool {
+        self.status == RUNNING || self.status == INTERRUPTED
     }
 }
 
@@ -222,41 +239,52 @@ pub async fn insert<C: ConnectionTrait>(
     row.try_get_by_index::<i64>(0)
 }
 
-/// Notes that the first `done` statements of run `id` have run.
+/// Closes run `id` with its outcome and how many statements had run, with
+/// the checksum of those statements.
 ///
 /// # Errors
 /// A database error.
-pub async fn progress<C: ConnectionTrait>(
-    db: &C,
-    id: i64,
-    done: usize,
-    done_checksum: &str,
-) -> Result<(), DbErr> {
-    let stmt = Query::update()
-        .table(Ledger::Table)
-        .value(Ledger::StatementsDone, done as i32)
-        .value(Ledger::DoneChecksum, done_checksum)
-        .and_where(Expr::col(Ledger::Id).eq(id))
-        .to_owned();
-    db.execute(&stmt).await.map(|_| ())
-}
-
-/// Closes run `id` with its outcome.
-///
-/// # Errors
-/// A database error.
+#[allow(clippy::too_many_arguments)]
 pub async fn finish<C: ConnectionTrait>(
     db: &C,
     id: i64,
     status: &str,
+    statements_done: usize,
+    done_checksum: &str,
     execution_time_ms: i64,
     error: Option<&str>,
 ) -> Result<(), DbErr> {
     let stmt = Query::update()
         .table(Ledger::Table)
         .value(Ledger::Status, status)
+        .value(Ledger::StatementsDone, statements_done as i32)
+        .value(Ledger::DoneChecksum, done_checksum)
         .value(Ledger::ExecutionTimeMs, execution_time_ms)
         .value(Ledger::Error, error.map(str::to_owned))
+        .and_where(Expr::col(Ledger::Id).eq(id))
+        .to_owned();
+    db.execute(&stmt).await.map(|_| ())
+}
+
+/// Turns the unfinished run `id` into a failure that stopped after
+/// `statements_done` statements, as a person established, so that the next
+/// run continues after them.
+///
+/// # Errors
+/// A database error.
+pub async fn settle<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    statements_done: usize,
+    done_checksum: &str,
+    note: &str,
+) -> Result<(), DbErr> {
+    let stmt = Query::update()
+        .table(Ledger::Table)
+        .value(Ledger::Status, FAILED)
+        .value(Ledger::StatementsDone, statements_done as i32)
+        .value(Ledger::DoneChecksum, done_checksum)
+        .value(Ledger::Error, note)
         .and_where(Expr::col(Ledger::Id).eq(id))
         .to_owned();
     db.execute(&stmt).await.map(|_| ())
@@ -271,7 +299,7 @@ pub async fn repair<C: ConnectionTrait>(db: &C, name: &str) -> Result<u64, DbErr
         .table(Ledger::Table)
         .value(Ledger::Status, REPAIRED)
         .and_where(Expr::col(Ledger::Name).eq(name))
-        .and_where(Expr::col(Ledger::Status).is_in([FAILED, RUNNING]))
+        .and_where(Expr::col(Ledger::Status).is_in(UNRESOLVED))
         .to_owned();
     Ok(db.execute(&stmt).await?.rows_affected())
 }

@@ -115,6 +115,36 @@ pub async fn still_held(db: &DatabaseConnection) -> Result<bool, DbErr> {
     }
 }
 
+/// Whether another connection holds the lock now (a migrator is running).
+/// Always `false` on SQLite, whose lock is the write transaction.
+///
+/// # Errors
+/// A database error.
+pub async fn held_elsewhere(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => Ok(scalar_i64(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database \
+                 WHERE datname = current_database()) AND objid = ({POSTGRES_LOCK_KEY} & 4294967295) \
+                 AND classid = ({POSTGRES_LOCK_KEY} >> 32)"
+            ),
+        )
+        .await?
+        .is_some_and(|n| n > 0)),
+        DbBackend::MySql => Ok(scalar_i64(
+            db,
+            &format!(
+                "SELECT COALESCE(IS_USED_LOCK({MYSQL_LOCK_NAME}) <> CONNECTION_ID(), 0)"
+            ),
+        )
+        .await?
+            == Some(1)),
+        _ => Ok(false),
+    }
+}
+
 /// Releases the lock (closing the connection would too).
 ///
 /// # Errors

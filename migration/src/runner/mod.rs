@@ -1,6 +1,6 @@
 //! Applies and rolls back migrations safely, on top of sea-orm-migration's
 //! `MigratorTrait`: one migrator at a time (a database lock), a ledger of
-//! every run with the checksum of the SQL it ran, statement-level progress
+//! every run with the checksum of the SQL it ran, statement-level recovery
 //! where DDL is not transactional (MySQL/MariaDB), previews, targets,
 //! baselining and repair.
 //!
@@ -97,6 +97,11 @@ pub enum State {
     Pending,
     /// Not applied; its last run failed and was not repaired.
     Failed,
+    /// Not applied; its last run stopped part way at a statement the ledger
+    /// cannot tell (MySQL/MariaDB: the migrator died or lost its connection).
+    Interrupted,
+    /// Not applied; another migrator is running it now.
+    Running,
     /// Recorded as applied, but this build has no such migration.
     MissingFromCode,
 }
@@ -109,6 +114,8 @@ impl State {
             Self::Changed => "changed",
             Self::Pending => "pending",
             Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Running => "running",
             Self::MissingFromCode => "missing-from-code",
         }
     }
@@ -125,7 +132,11 @@ impl State {
     pub fn is_problem(self) -> bool {
         matches!(
             self,
-            Self::AppliedWithoutRecord | Self::Changed | Self::Failed | Self::MissingFromCode
+            Self::AppliedWithoutRecord
+                | Self::Changed
+                | Self::Failed
+                | Self::Interrupted
+                | Self::MissingFromCode
         )
     }
 }
@@ -179,10 +190,10 @@ impl<M: MigratorTrait> Runner<M> {
         // A short busy timeout lets the lock wait say that it waits and honour --lock-timeout.
         connect.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_millis(250)));
         let db = Database::connect(connect).await?;
-        if db.get_database_backend() == DbBackend::MySql {
-            if let Some(timeout) = options.statement_timeout {
-                set_mysql_statement_timeout(&db, timeout).await?;
-            }
+        if db.get_database_backend() == DbBackend::MySql
+            && let Some(timeout) = options.statement_timeout
+        {
+            set_mysql_statement_timeout(&db, timeout).await?;
         }
         Ok(Self {
             db,
@@ -218,18 +229,31 @@ impl<M: MigratorTrait> Runner<M> {
     /// # Errors
     /// A database error.
     pub async fn status(&self) -> Result<Vec<Entry>, DbErr> {
-        Ok(self.standing(&self.db).await?.1)
+        Ok(self.read_standing(&self.db, false).await?.1)
     }
 
-    /// The up steps and where each migration stands, read on `conn`.
+    /// The up steps and where each migration stands, read on `conn` by a
+    /// caller holding the migration lock.
     pub(super) async fn standing<C: ConnectionTrait>(
         &self,
         conn: &C,
     ) -> Result<(Vec<Step>, Vec<Entry>), DbErr> {
+        self.read_standing(conn, true).await
+    }
+
+    async fn read_standing<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        locked: bool,
+    ) -> Result<(Vec<Step>, Vec<Entry>), DbErr> {
         let applied = applied_versions::<M, _>(conn).await?;
         let records = ledger::records(conn).await?;
         let steps = self.steps(Direction::Up).await?;
-        let entries = entries(&steps, &applied, &records);
+        // A run still marked running is live only while another migrator holds the lock.
+        let live = !locked
+            && records.iter().any(|r| r.status == ledger::RUNNING)
+            && lock::held_elsewhere(&self.db).await?;
+        let entries = entries(&steps, &applied, &records, live);
         Ok((steps, entries))
     }
 }
@@ -327,11 +351,13 @@ pub(super) async fn has_table<C: ConnectionTrait>(db: &C, table: &str) -> Result
     Ok(row.try_get_by_index::<i64>(0)? > 0)
 }
 
-/// Joins code, sea-orm's record and the ledger into one entry per migration.
+/// Joins code, sea-orm's record and the ledger into one entry per migration;
+/// `live`: another migrator holds the lock, so a run marked running is running.
 fn entries(
     steps: &[Step],
     applied: &BTreeMap<String, DateTime<Utc>>,
     records: &[Record],
+    live: bool,
 ) -> Vec<Entry> {
     let latest = |name: &str| records.iter().rev().find(|r| r.name == name);
     let latest_success = |name: &str| {
@@ -353,8 +379,12 @@ fn entries(
             (Some(_), Some(sum)) if *sum == step.checksum => State::Applied,
             (Some(_), Some(_)) => State::Changed,
             (Some(_), None) => State::AppliedWithoutRecord,
-            (None, _) if failure.is_some() => State::Failed,
-            (None, _) => State::Pending,
+            (None, _) => match &failure {
+                Some(f) if live && f.status == ledger::RUNNING => State::Running,
+                Some(f) if f.is_unfinished() => State::Interrupted,
+                Some(_) => State::Failed,
+                None => State::Pending,
+            },
         };
         out.push(Entry {
             name: step.name.clone(),
