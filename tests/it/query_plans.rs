@@ -19,7 +19,21 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 
 use crate::support::{Backend, TestDb};
 
-backend_tests!(run_migrated: hot_queries_use_indexes);
+/// PostgreSQL and SQLite only: MariaDB's plans for these small test tables
+/// follow its table statistics rather than the indexes available.
+mod hot_queries_use_indexes {
+    use crate::support::{Backend, run_migrated};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run_migrated(Backend::Sqlite, super::hot_queries_use_indexes).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run_migrated(Backend::Postgres, super::hot_queries_use_indexes).await;
+    }
+}
 
 const HMAC_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const DATA_HEX: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
@@ -127,11 +141,6 @@ fn pg_full_scan(lines: &[String], table: &str) -> bool {
 }
 
 async fn hot_queries_use_indexes(t: TestDb) {
-    if t.backend == Backend::MySql {
-        // Plans are checked on PostgreSQL and SQLite; MariaDB's EXPLAIN
-        // depends on table statistics that small test tables do not have.
-        return;
-    }
     let config = Config::from_values(HMAC_HEX, DATA_HEX).unwrap();
     let now = Utc::now();
     let accounts = Accounts::new(Argon2idHasher::default()).await.unwrap();
