@@ -469,7 +469,14 @@ async fn fresh(label: &'static str, admin_url: Option<&str>) -> Option<Bench> {
                 .await
                 .expect("CREATE DATABASE");
             admin.close().await.unwrap();
-            format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
+            // Keep a query string such as `?host=/var/run/postgresql`.
+            let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+            let server = base.rsplit_once('/').unwrap().0;
+            if query.is_empty() {
+                format!("{server}/{name}")
+            } else {
+                format!("{server}/{name}?{query}")
+            }
         }
     };
     let db = connect(&url).await.expect("connects to the fresh database");

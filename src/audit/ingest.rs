@@ -27,7 +27,7 @@ pub const MYSQL_MAX_BINDS: usize = 65_535;
 pub const SQLITE_MAX_BINDS: usize = 32_766;
 /// Most rows in one PostgreSQL `UNNEST` statement: bounds the memory a
 /// statement's arrays take on both sides.
-pub const POSTGRES_ROWS_PER_STATEMENT: usize = 10_000;
+pub const POSTGRES_ROWS_PER_STATEMENT: usize = 2_500;
 /// Roughly the most bytes of values in one PostgreSQL statement, so a batch of
 /// large metadata documents is split before it nears the protocol's 1 GiB limit.
 pub const POSTGRES_BYTES_PER_STATEMENT: usize = 16 << 20;
@@ -160,161 +160,195 @@ fn multi_row_insert(backend: DbBackend, rows: usize) -> String {
     sql
 }
 
-/// The PostgreSQL statement: one array per column, unnested into rows.
+/// Separates the values of a text column in its one bind parameter: a
+/// control character, which validation refuses in every text value, and
+/// which serialized JSON never contains unescaped.
+const SEPARATOR: char = '\u{1f}';
+
+/// The PostgreSQL statement: one bind per column, unnested into rows.
 ///
-/// sea-query binds arrays without NULL elements only, so nullable columns
-/// travel as a value validation never lets through, turned back into NULL:
-/// `''` for text (empty text is refused) and for UUIDs and JSON sent as text,
-/// `0` for `status_code` (must be 100 to 599), `-1` for `duration_ms` and
-/// `response_size_bytes` (must not be negative).
+/// Text, UUID-as-text and JSON columns each travel as one string, their
+/// values joined by [`SEPARATOR`], split by `string_to_array` with `''` read
+/// as NULL (validation refuses empty text). One string per column instead of
+/// one per value keeps the client's allocations per chunk constant, which is
+/// most of its cost. (A column whose only value is NULL arrives as `''`, an
+/// empty array; `UNNEST` pads it with NULL, which is the value.) sea-query
+/// binds arrays without NULL elements only, so the nullable integers use a
+/// value validation refuses, turned back into NULL: `0` for `status_code`
+/// (must be 100 to 599), `-1` for `duration_ms` and `response_size_bytes`
+/// (must not be negative).
 const UNNEST_INSERT: &str = r#"INSERT INTO "audit_logs" ("id", "user_id", "session_id", "event_type", "action", "outcome", "resource_type", "resource_id", "request_id", "http_method", "request_path", "status_code", "ip_address", "user_agent", "is_suspicious", "risk_level", "country_code", "region", "city", "duration_ms", "response_size_bytes", "retention_days", "metadata", "created_at")
-SELECT "id", NULLIF("user_id", '')::uuid, NULLIF("session_id", '')::uuid, "event_type", "action", "outcome", NULLIF("resource_type", ''), NULLIF("resource_id", ''), NULLIF("request_id", ''), NULLIF("http_method", ''), NULLIF("request_path", ''), NULLIF("status_code", 0), NULLIF("ip_address", ''), NULLIF("user_agent", ''), "is_suspicious", "risk_level", NULLIF("country_code", ''), NULLIF("region", ''), NULLIF("city", ''), NULLIF("duration_ms", -1), NULLIF("response_size_bytes", -1), "retention_days", NULLIF("metadata", '')::jsonb, "created_at"
-FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[], $15::bool[], $16::text[], $17::text[], $18::text[], $19::text[], $20::int4[], $21::int8[], $22::int4[], $23::text[], $24::timestamptz[])
+SELECT "id", "user_id", "session_id", "event_type", "action", "outcome", "resource_type", "resource_id", "request_id", "http_method", "request_path", NULLIF("status_code", 0), "ip_address", "user_agent", "is_suspicious", "risk_level", "country_code", "region", "city", NULLIF("duration_ms", -1), NULLIF("response_size_bytes", -1), "retention_days", "metadata", "created_at"
+FROM UNNEST($1::uuid[], string_to_array($2, E'\x1f', '')::uuid[], string_to_array($3, E'\x1f', '')::uuid[], string_to_array($4, E'\x1f', ''), string_to_array($5, E'\x1f', ''), string_to_array($6, E'\x1f', ''), string_to_array($7, E'\x1f', ''), string_to_array($8, E'\x1f', ''), string_to_array($9, E'\x1f', ''), string_to_array($10, E'\x1f', ''), string_to_array($11, E'\x1f', ''), $12::int4[], string_to_array($13, E'\x1f', ''), string_to_array($14, E'\x1f', ''), $15::bool[], string_to_array($16, E'\x1f', ''), string_to_array($17, E'\x1f', ''), string_to_array($18, E'\x1f', ''), string_to_array($19, E'\x1f', ''), $20::int4[], $21::int8[], $22::int4[], string_to_array($23, E'\x1f', '')::jsonb[], $24::timestamptz[])
 AS "u" ("id", "user_id", "session_id", "event_type", "action", "outcome", "resource_type", "resource_id", "request_id", "http_method", "request_path", "status_code", "ip_address", "user_agent", "is_suspicious", "risk_level", "country_code", "region", "city", "duration_ms", "response_size_bytes", "retention_days", "metadata", "created_at")"#;
 
 /// `UNNEST` inserts of at most [`POSTGRES_ROWS_PER_STATEMENT`] rows and about
-/// [`POSTGRES_BYTES_PER_STATEMENT`] bytes each.
+/// [`POSTGRES_BYTES_PER_STATEMENT`] bytes each. The next chunk's arrays are
+/// built while the database works on the previous statement.
 async fn insert_unnest<C: ConnectionTrait>(
     db: &C,
     entries: &[AuditEntry],
     now: DateTime<Utc>,
 ) -> Result<u64, Error> {
     let mut written = 0;
-    let mut columns = UnnestColumns::with_capacity(entries.len().min(POSTGRES_ROWS_PER_STATEMENT));
-    for entry in entries {
-        columns.push(entry, now);
-        if columns.rows == POSTGRES_ROWS_PER_STATEMENT
-            || columns.bytes >= POSTGRES_BYTES_PER_STATEMENT
-        {
-            written += columns.take().execute(db).await?;
-        }
+    let (mut chunk, mut rest) = UnnestColumns::build(entries, now);
+    while !rest.is_empty() {
+        let (done, (next, after)) =
+            tokio::join!(chunk.execute(db), async { UnnestColumns::build(rest, now) });
+        written += done?;
+        (chunk, rest) = (next, after);
     }
-    if columns.rows > 0 {
-        written += columns.execute(db).await?;
-    }
+    written += chunk.execute(db).await?;
     Ok(written)
 }
 
 /// The values of a chunk of rows, column by column (see [`UNNEST_INSERT`]).
 struct UnnestColumns {
     rows: usize,
-    bytes: usize,
     id: Vec<Uuid>,
-    user_id: Vec<String>,
-    session_id: Vec<String>,
-    event_type: Vec<String>,
-    action: Vec<String>,
-    outcome: Vec<String>,
-    resource_type: Vec<String>,
-    resource_id: Vec<String>,
-    request_id: Vec<String>,
-    http_method: Vec<String>,
-    request_path: Vec<String>,
+    user_id: String,
+    session_id: String,
+    event_type: String,
+    action: String,
+    outcome: String,
+    resource_type: String,
+    resource_id: String,
+    request_id: String,
+    http_method: String,
+    request_path: String,
     status_code: Vec<i32>,
-    ip_address: Vec<String>,
-    user_agent: Vec<String>,
+    ip_address: String,
+    user_agent: String,
     is_suspicious: Vec<bool>,
-    risk_level: Vec<String>,
-    country_code: Vec<String>,
-    region: Vec<String>,
-    city: Vec<String>,
+    risk_level: String,
+    country_code: String,
+    region: String,
+    city: String,
     duration_ms: Vec<i32>,
     response_size_bytes: Vec<i64>,
     retention_days: Vec<i32>,
-    metadata: Vec<String>,
+    metadata: String,
     created_at: Vec<DateTime<Utc>>,
 }
 
-/// Fixed-size values of a row, in bytes, for the statement size estimate.
-const FIXED_ROW_BYTES: usize = 16 + 4 + 1 + 4 + 4 + 8 + 4 + 8 + 24 * 4;
-
 impl UnnestColumns {
     fn with_capacity(rows: usize) -> Self {
-        let text = || Vec::with_capacity(rows);
         Self {
             rows: 0,
-            bytes: 0,
             id: Vec::with_capacity(rows),
-            user_id: text(),
-            session_id: text(),
-            event_type: text(),
-            action: text(),
-            outcome: text(),
-            resource_type: text(),
-            resource_id: text(),
-            request_id: text(),
-            http_method: text(),
-            request_path: text(),
+            user_id: String::with_capacity(rows * 37),
+            session_id: String::new(),
+            event_type: String::with_capacity(rows * 16),
+            action: String::with_capacity(rows * 24),
+            outcome: String::with_capacity(rows * 8),
+            resource_type: String::new(),
+            resource_id: String::new(),
+            request_id: String::new(),
+            http_method: String::new(),
+            request_path: String::new(),
             status_code: Vec::with_capacity(rows),
-            ip_address: text(),
-            user_agent: text(),
+            ip_address: String::new(),
+            user_agent: String::new(),
             is_suspicious: Vec::with_capacity(rows),
-            risk_level: text(),
-            country_code: text(),
-            region: text(),
-            city: text(),
+            risk_level: String::with_capacity(rows * 5),
+            country_code: String::new(),
+            region: String::new(),
+            city: String::new(),
             duration_ms: Vec::with_capacity(rows),
             response_size_bytes: Vec::with_capacity(rows),
             retention_days: Vec::with_capacity(rows),
-            metadata: text(),
+            metadata: String::new(),
             created_at: Vec::with_capacity(rows),
         }
     }
 
+    /// Bytes of values collected so far, roughly.
+    fn bytes(&self) -> usize {
+        self.rows * 64
+            + [
+                &self.user_id,
+                &self.session_id,
+                &self.event_type,
+                &self.action,
+                &self.resource_type,
+                &self.resource_id,
+                &self.request_id,
+                &self.request_path,
+                &self.ip_address,
+                &self.user_agent,
+                &self.region,
+                &self.city,
+                &self.metadata,
+            ]
+            .iter()
+            .map(|s| s.len())
+            .sum::<usize>()
+    }
+
     fn push(&mut self, e: &AuditEntry, now: DateTime<Utc>) {
-        fn text(value: Option<&String>) -> String {
-            value.cloned().unwrap_or_default()
-        }
-        fn uuid(value: Option<Uuid>) -> String {
-            value.map(|u| u.to_string()).unwrap_or_default()
-        }
-        let metadata = e
-            .metadata
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let len = |value: &Option<String>| value.as_ref().map_or(0, String::len);
-        self.bytes += FIXED_ROW_BYTES
-            + e.event_type.len()
-            + e.action.len()
-            + len(&e.resource_type)
-            + len(&e.resource_id)
-            + len(&e.request_id)
-            + len(&e.request_path)
-            + len(&e.user_agent)
-            + metadata.len();
+        use std::fmt::Write as _;
+        let first = self.rows == 0;
+        // Appends one value (nothing for NULL) after the separator.
+        let text = |column: &mut String, value: Option<&str>| {
+            if !first {
+                column.push(SEPARATOR);
+            }
+            column.push_str(value.unwrap_or_default());
+        };
+        let uuid = |column: &mut String, value: Option<Uuid>| {
+            if !first {
+                column.push(SEPARATOR);
+            }
+            if let Some(id) = value {
+                let _ = write!(column, "{}", id.hyphenated());
+            }
+        };
         self.rows += 1;
         self.id.push(Uuid::now_v7());
-        self.user_id.push(uuid(e.user_id));
-        self.session_id.push(uuid(e.session_id));
-        self.event_type.push(e.event_type.clone());
-        self.action.push(e.action.clone());
-        self.outcome.push(e.outcome.to_value());
-        self.resource_type.push(text(e.resource_type.as_ref()));
-        self.resource_id.push(text(e.resource_id.as_ref()));
-        self.request_id.push(text(e.request_id.as_ref()));
-        self.http_method.push(text(e.http_method.as_ref()));
-        self.request_path.push(text(e.request_path.as_ref()));
+        uuid(&mut self.user_id, e.user_id);
+        uuid(&mut self.session_id, e.session_id);
+        text(&mut self.event_type, Some(&e.event_type));
+        text(&mut self.action, Some(&e.action));
+        text(&mut self.outcome, Some(&e.outcome.to_value()));
+        text(&mut self.resource_type, e.resource_type.as_deref());
+        text(&mut self.resource_id, e.resource_id.as_deref());
+        text(&mut self.request_id, e.request_id.as_deref());
+        text(&mut self.http_method, e.http_method.as_deref());
+        text(&mut self.request_path, e.request_path.as_deref());
         self.status_code.push(e.status_code.unwrap_or(0));
-        self.ip_address.push(text(e.ip_address.as_ref()));
-        self.user_agent.push(text(e.user_agent.as_ref()));
+        text(&mut self.ip_address, e.ip_address.as_deref());
+        text(&mut self.user_agent, e.user_agent.as_deref());
         self.is_suspicious.push(e.is_suspicious);
-        self.risk_level.push(e.risk_level.to_value());
-        self.country_code.push(text(e.country_code.as_ref()));
-        self.region.push(text(e.region.as_ref()));
-        self.city.push(text(e.city.as_ref()));
+        text(&mut self.risk_level, Some(&e.risk_level.to_value()));
+        text(&mut self.country_code, e.country_code.as_deref());
+        text(&mut self.region, e.region.as_deref());
+        text(&mut self.city, e.city.as_deref());
         self.duration_ms.push(e.duration_ms.unwrap_or(-1));
         self.response_size_bytes
             .push(e.response_size_bytes.unwrap_or(-1));
         self.retention_days.push(e.retention_days);
-        self.metadata.push(metadata);
+        if !first {
+            self.metadata.push(SEPARATOR);
+        }
+        if let Some(metadata) = &e.metadata {
+            let _ = write!(self.metadata, "{metadata}");
+        }
         self.created_at.push(e.created_at.unwrap_or(now));
     }
 
-    /// The collected chunk, leaving an empty one of the same capacity behind.
-    fn take(&mut self) -> Self {
-        let fresh = Self::with_capacity(self.rows);
-        std::mem::replace(self, fresh)
+    /// The columns of the first chunk of `entries`, and the entries after it.
+    fn build(entries: &[AuditEntry], now: DateTime<Utc>) -> (Self, &[AuditEntry]) {
+        let mut columns = Self::with_capacity(entries.len().min(POSTGRES_ROWS_PER_STATEMENT));
+        for entry in entries {
+            columns.push(entry, now);
+            if columns.rows == POSTGRES_ROWS_PER_STATEMENT
+                || columns.bytes() >= POSTGRES_BYTES_PER_STATEMENT
+            {
+                break;
+            }
+        }
+        let rows = columns.rows;
+        (columns, &entries[rows..])
     }
 
     async fn execute<C: ConnectionTrait>(self, db: &C) -> Result<u64, Error> {
