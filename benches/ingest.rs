@@ -76,7 +76,7 @@ fn row(i: usize, user: Uuid) -> Row {
             metadata: None,
         };
     }
-    let failed = i % 10 == 0;
+    let failed = i.is_multiple_of(10);
     Row {
         user_id: Some(user),
         event_type: "api_request".into(),
