@@ -43,32 +43,35 @@ const REGION_CHARS: usize = 100;
 const CITY_CHARS: usize = 100;
 
 /// One `audit_logs` row to write. Start with [`AuditEntry::new`], add what is
-/// known, then [`AuditEntry::record`]. Defaults: outcome success, not
+/// known, then [`AuditEntry::record`] it, or write many at once with
+/// [`ingest`](super::ingest::ingest). Defaults: outcome success, not
 /// suspicious, risk low, kept [`DEFAULT_RETENTION_DAYS`] days.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditEntry {
-    event_type: String,
-    action: String,
-    outcome: AuditOutcome,
-    user_id: Option<Uuid>,
-    session_id: Option<Uuid>,
-    resource_type: Option<String>,
-    resource_id: Option<String>,
-    request_id: Option<String>,
-    http_method: Option<String>,
-    request_path: Option<String>,
-    status_code: Option<i32>,
-    ip_address: Option<String>,
-    user_agent: Option<String>,
-    is_suspicious: bool,
-    risk_level: RiskLevel,
-    country_code: Option<String>,
-    region: Option<String>,
-    city: Option<String>,
-    duration_ms: Option<i32>,
-    response_size_bytes: Option<i64>,
-    retention_days: i32,
-    metadata: Option<Json>,
+    pub(super) event_type: String,
+    pub(super) action: String,
+    pub(super) outcome: AuditOutcome,
+    pub(super) user_id: Option<Uuid>,
+    pub(super) session_id: Option<Uuid>,
+    pub(super) resource_type: Option<String>,
+    pub(super) resource_id: Option<String>,
+    pub(super) request_id: Option<String>,
+    pub(super) http_method: Option<String>,
+    pub(super) request_path: Option<String>,
+    pub(super) status_code: Option<i32>,
+    pub(super) ip_address: Option<String>,
+    pub(super) user_agent: Option<String>,
+    pub(super) is_suspicious: bool,
+    pub(super) risk_level: RiskLevel,
+    pub(super) country_code: Option<String>,
+    pub(super) region: Option<String>,
+    pub(super) city: Option<String>,
+    pub(super) duration_ms: Option<i32>,
+    pub(super) response_size_bytes: Option<i64>,
+    pub(super) retention_days: i32,
+    pub(super) metadata: Option<Json>,
+    /// When it happened; `None` dates it when it is written.
+    pub(super) created_at: Option<DateTime<Utc>>,
 }
 
 impl AuditEntry {
@@ -98,6 +101,7 @@ impl AuditEntry {
             response_size_bytes: None,
             retention_days: DEFAULT_RETENTION_DAYS,
             metadata: None,
+            created_at: None,
         }
     }
 
@@ -200,6 +204,14 @@ impl AuditEntry {
         self
     }
 
+    /// Dates the entry `when` instead of when it is written (for importing
+    /// history from another system).
+    #[must_use]
+    pub fn created_at(mut self, when: DateTime<Utc>) -> Self {
+        self.created_at = Some(when);
+        self
+    }
+
     /// Checks every value against its column.
     ///
     /// # Errors
@@ -277,7 +289,8 @@ impl AuditEntry {
         Ok(())
     }
 
-    /// Validates and writes the entry, dated `now`.
+    /// Validates and writes the entry, dated `now` unless it has its own
+    /// [`created_at`](Self::created_at).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (nothing written); [`Error::Reference`] for
@@ -288,8 +301,17 @@ impl AuditEntry {
         now: DateTime<Utc>,
     ) -> Result<audit_logs::Model, Error> {
         self.validate()?;
-        Ok(audit_logs::ActiveModel {
-            id: Set(Uuid::now_v7()),
+        Ok(self
+            .into_active_model(Uuid::now_v7(), now)
+            .insert(db)
+            .await?)
+    }
+
+    /// The row for this entry, with primary key `id`, dated `now` unless it
+    /// has its own time. Does not validate.
+    pub(super) fn into_active_model(self, id: Uuid, now: DateTime<Utc>) -> audit_logs::ActiveModel {
+        audit_logs::ActiveModel {
+            id: Set(id),
             user_id: Set(self.user_id),
             session_id: Set(self.session_id),
             event_type: Set(self.event_type),
@@ -312,10 +334,8 @@ impl AuditEntry {
             response_size_bytes: Set(self.response_size_bytes),
             retention_days: Set(self.retention_days),
             metadata: Set(self.metadata),
-            created_at: Set(now),
+            created_at: Set(self.created_at.unwrap_or(now)),
         }
-        .insert(db)
-        .await?)
     }
 }
 

@@ -1,12 +1,13 @@
-//! Audit and monitoring: audit entries with request context, security events
-//! and their resolution, daily security metrics, retention pruning and data
-//! classification lookups.
+//! Audit and monitoring: audit entries with request context (one at a time or
+//! ingested in bulk), security events and their resolution, daily security
+//! metrics, retention pruning and data classification lookups.
 //!
 //! Every entry point checks its input against the column sizes and returns
 //! [`Error::InvalidInput`] instead of letting a backend truncate or fail.
 
 pub mod classification;
 pub mod entries;
+pub mod ingest;
 pub mod metrics;
 pub mod retention;
 pub mod security_events;
@@ -16,6 +17,7 @@ use std::net::IpAddr;
 use sea_orm::prelude::Json;
 
 pub use entries::{AuditEntry, AuditQuery, BasicEntry, event_types, find_entries, log_basic};
+pub use ingest::ingest;
 pub use metrics::rollup;
 pub use retention::{Pruned, RetentionPolicy};
 pub use security_events::{NewSecurityEvent, Resolution};

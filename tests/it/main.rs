@@ -7,6 +7,7 @@ mod support;
 mod accounts;
 mod api_keys;
 mod audit;
+mod audit_ingest;
 mod cli;
 mod constraints;
 mod counting;
