@@ -94,14 +94,21 @@ pub fn status(backend: DbBackend, entries: &[Entry], format: Format) {
                 f.statements_total,
                 f.error.as_deref().unwrap_or("no error recorded")
             ),
-            (State::Interrupted, Some(f)) => format!(
-                "after statement {} of {} or later, where unknown: {}",
-                f.statements_done,
-                f.statements_total,
-                f.error
-                    .as_deref()
-                    .unwrap_or("the run stopped without recording its end")
-            ),
+            (State::Interrupted, Some(f)) => match &f.error {
+                Some(error) => format!(
+                    "at statement {} of {}, outcome unknown: {error}",
+                    f.statements_done + 1,
+                    f.statements_total
+                ),
+                None if f.statements_done == 0 => format!(
+                    "somewhere in its {} statements: the run stopped without recording where",
+                    f.statements_total
+                ),
+                None => format!(
+                    "after statement {} of {}: the run stopped without recording where",
+                    f.statements_done, f.statements_total
+                ),
+            },
             (State::Running, Some(f)) => format!(
                 "by {} since {}",
                 f.run_by,
