@@ -165,8 +165,11 @@ mod postgres {
         let mut schema = LiveSchema::default();
         for row in rows(
             db,
+            // A partition belongs to its partitioned table, not the schema's list.
             "SELECT table_name::text AS t FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+               AND NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = \
+                   (quote_ident(table_schema) || '.' || quote_ident(table_name))::regclass)",
         )
         .await?
         {

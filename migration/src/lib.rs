@@ -16,6 +16,7 @@ mod m20260115_000004_add_session_security;
 mod m20260115_000005_seed_data_classification;
 mod m20261121_000001_add_api_key_rate_window;
 mod m20261121_000002_add_session_cleanup_indexes;
+mod m20261121_000003_partition_audit_logs;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260115_000005_seed_data_classification::Migration),
             Box::new(m20261121_000001_add_api_key_rate_window::Migration),
             Box::new(m20261121_000002_add_session_cleanup_indexes::Migration),
+            Box::new(m20261121_000003_partition_audit_logs::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ pub mod classification;
 pub mod entries;
 pub mod ingest;
 pub mod metrics;
+pub mod partitions;
 pub mod retention;
 pub mod security_events;
 

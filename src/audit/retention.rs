@@ -3,17 +3,21 @@
 //! configured age, in small batches so no statement holds locks for long.
 //!
 //! Each batch selects up to `batch_size` ids (oldest first) and deletes them
-//! in a statement of its own. Pass a pooled connection, not a transaction:
+//! in a statement of its own. Where `audit_logs` is partitioned by month
+//! (PostgreSQL), months whose rows have all expired are detached and dropped
+//! whole first (see [`super::partitions`]); only the rest is deleted row by row. Pass a pooled connection, not a transaction:
 //! inside one transaction every batch would hold its locks until the end.
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{audit_logs, failed_login_attempts, session_audit_log};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::entries::MAX_RETENTION_DAYS;
+use super::partitions;
 use crate::Error;
 
 /// Rows deleted per statement by default.
@@ -49,6 +53,8 @@ pub struct Pruned {
     pub deleted: u64,
     /// Delete statements run.
     pub batches: u64,
+    /// Whole partitions detached and dropped (`audit_logs` on PostgreSQL).
+    pub partitions_dropped: u64,
 }
 
 /// What [`prune_all`] did, per table.
@@ -64,7 +70,7 @@ pub struct PruneReport {
 /// # Errors
 /// [`Error::InvalidInput`] for a batch size outside 1 to [`MAX_BATCH_SIZE`]
 /// or a non-positive age; a database error (batches committed before it stay deleted).
-pub async fn prune_all<C: ConnectionTrait>(
+pub async fn prune_all<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     policy: &RetentionPolicy,
     now: DateTime<Utc>,
@@ -89,25 +95,55 @@ pub async fn prune_all<C: ConnectionTrait>(
 }
 
 /// Deletes every `audit_logs` row whose `created_at` is more than its own
-/// `retention_days` days before `now`.
+/// `retention_days` days before `now`: on a partitioned table by dropping
+/// every month that has wholly expired, then in batches.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a batch size outside 1 to [`MAX_BATCH_SIZE`];
 /// a database error.
-pub async fn prune_audit_logs<C: ConnectionTrait>(
+pub async fn prune_audit_logs<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     batch_size: u64,
     now: DateTime<Utc>,
 ) -> Result<Pruned, Error> {
+    check_batch_size(batch_size)?;
+    let mut total = Pruned::default();
+    // No row younger than the shortest retention in use can have expired;
+    // partitioned, that bound comes from the retention_days index (without
+    // it, reading it would scan the table: a day is the smallest period).
+    let mut shortest = 1;
+    if partitions::is_partitioned(db).await? {
+        total.partitions_dropped = partitions::drop_expired(db, now).await?.len() as u64;
+        match partitions::shortest_retention(db).await? {
+            Some(days) => shortest = days.max(1),
+            None => return Ok(total),
+        }
+    }
+    let pruned = prune_audit_rows(db, batch_size, now, shortest).await?;
+    total.deleted = pruned.deleted;
+    total.batches = pruned.batches;
+    Ok(total)
+}
+
+/// [`prune_audit_logs`] row by row only, whether or not the table is
+/// partitioned: rows younger than `shortest_days` are not looked at.
+///
+/// # Errors
+/// As [`prune_audit_logs`].
+pub async fn prune_audit_rows<C: ConnectionTrait>(
+    db: &C,
+    batch_size: u64,
+    now: DateTime<Utc>,
+    shortest_days: i32,
+) -> Result<Pruned, Error> {
     use audit_logs::{Column, Entity};
     check_batch_size(batch_size)?;
-    // The retention periods in use (a handful). Rows younger than a day
-    // cannot have expired, so the created_at index leaves them out.
+    // The retention periods in use among rows old enough to have expired (a handful).
     let periods: Vec<i32> = Entity::find()
         .select_only()
         .column(Column::RetentionDays)
         .distinct()
-        .filter(Column::CreatedAt.lt(now - Duration::days(1)))
+        .filter(Column::CreatedAt.lt(now - Duration::days(i64::from(shortest_days.max(1)))))
         .into_tuple()
         .all(db)
         .await?;
@@ -197,21 +233,24 @@ where
 {
     let mut pruned = Pruned::default();
     loop {
-        let ids: Vec<Uuid> = E::find()
+        let rows: Vec<(Uuid, DateTime<Utc>)> = E::find()
             .select_only()
             .column(id)
+            .column(created_at)
             .filter(expired.clone())
             .order_by_asc(created_at)
             .limit(batch_size)
             .into_tuple()
             .all(db)
             .await?;
-        if ids.is_empty() {
+        let (Some(&(_, oldest)), Some(&(_, newest))) = (rows.first(), rows.last()) else {
             break;
-        }
-        let selected = ids.len() as u64;
+        };
+        let selected = rows.len() as u64;
+        // The time bounds let a partitioned table look in the batch's months only.
         let deleted = E::delete_many()
-            .filter(id.is_in(ids))
+            .filter(id.is_in(rows.into_iter().map(|(id, _)| id)))
+            .filter(created_at.between(oldest, newest))
             .exec(db)
             .await?
             .rows_affected;

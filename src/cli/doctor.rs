@@ -1,5 +1,6 @@
 //! `gatehouse doctor`: configuration, database reachability, pending or
-//! failed migrations, schema drift and the recorded keys, each reported as
+//! failed migrations, schema drift, audit_logs' partitions (PostgreSQL) and
+//! the recorded keys, each reported as
 //! ok, warn or fail with what to do. Exit 0 when nothing fails, 1 when a
 //! check fails, 2 when the configuration itself is unusable.
 
@@ -13,8 +14,10 @@ use serde_json::json;
 
 use super::context::{CommonArgs, Failure, database_url};
 use super::output;
+use crate::audit::partitions;
 use crate::config::{DATA_KEY_VAR, HMAC_KEY_VAR};
 use crate::{Config, db, keys, schema};
+use chrono::{Datelike, Months, Utc};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -85,6 +88,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             checks.push(database_check(&conn, &url).await);
             checks.push(migrations_check(&url).await);
             checks.push(drift_check(&conn).await);
+            if let Some(partitions) = partitions_check(&conn).await {
+                checks.push(partitions);
+            }
             if let Some(config) = &config {
                 checks.push(key_check(&conn, config).await);
             }
@@ -213,6 +219,56 @@ async fn drift_check(conn: &DatabaseConnection) -> Check {
             ),
         )
     }
+}
+
+/// PostgreSQL with a partitioned `audit_logs`: next month's partition exists
+/// (else new rows pile up in the default partition) and the default is empty.
+async fn partitions_check(conn: &DatabaseConnection) -> Option<Check> {
+    match partitions::is_partitioned(conn).await {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(err) => return Some(check("partitions", Level::Fail, err.to_string())),
+    }
+    let list = match partitions::list(conn).await {
+        Ok(list) => list,
+        Err(err) => return Some(check("partitions", Level::Fail, err.to_string())),
+    };
+    let now = Utc::now();
+    let next = now
+        .date_naive()
+        .with_day(1)
+        .and_then(|d| d.checked_add_months(Months::new(1)));
+    let ensure = "run `gatehouse audit partitions ensure` (and schedule it)";
+    if !list.iter().any(|p| p.month.is_some() && p.month == next) {
+        return Some(check(
+            "partitions",
+            Level::Warn,
+            format!("audit_logs has no partition for next month yet: {ensure}"),
+        ));
+    }
+    let stranded = list
+        .iter()
+        .find(|p| p.name == partitions::DEFAULT_PARTITION)
+        .and_then(|p| p.estimated_rows)
+        .unwrap_or(0);
+    if stranded > 0 {
+        return Some(check(
+            "partitions",
+            Level::Warn,
+            format!(
+                "about {stranded} audit_logs row(s) are in {} (outside every monthly partition), \
+                 where prune deletes row by row; `gatehouse audit partitions ensure --months-ahead N` \
+                 moves rows of the months it creates",
+                partitions::DEFAULT_PARTITION
+            ),
+        ));
+    }
+    let months = list.iter().filter(|p| p.month.is_some()).count();
+    Some(check(
+        "partitions",
+        Level::Ok,
+        format!("audit_logs has {months} monthly partition(s), next month's included"),
+    ))
 }
 
 async fn key_check(conn: &DatabaseConnection, config: &Config) -> Check {

@@ -18,6 +18,7 @@ mod keys;
 mod lockout;
 mod mfa;
 mod operator;
+mod partitions;
 mod query_plans;
 mod rbac;
 mod roundtrip;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::TestDb;
 
-backend_tests!(run_migrated: users_roles_and_permissions, login_sessions_and_metrics, api_keys_issue_verify_revoke, mfa_enroll_confirm_and_login, prune_and_doctor);
+backend_tests!(run_migrated: users_roles_and_permissions, login_sessions_and_metrics, api_keys_issue_verify_revoke, mfa_enroll_confirm_and_login, prune_and_doctor, audit_partitions);
 backend_tests!(run_empty: doctor_reports_pending_migrations);
 
 const HMAC_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -580,7 +580,13 @@ async fn prune_and_doctor(t: TestDb) {
         .iter()
         .map(|c| c["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["ok"; 5], "{doctor}");
+    // PostgreSQL adds the audit_logs partitions check.
+    let checks = if t.db_backend() == sea_orm::DbBackend::Postgres {
+        6
+    } else {
+        5
+    };
+    assert_eq!(statuses, vec!["ok"; checks], "{doctor}");
 
     // Drift from the entities fails the check and says where.
     let alter = "ALTER TABLE security_metrics ADD COLUMN stray_counter INTEGER";
@@ -623,5 +629,69 @@ async fn doctor_reports_pending_migrations(t: TestDb) {
             .unwrap()
             .contains("gatehouse migrate up"),
         "{doctor}"
+    );
+}
+
+async fn audit_partitions(t: TestDb) {
+    if t.db_backend() != sea_orm::DbBackend::Postgres {
+        let out = run(&t, &["audit", "partitions", "list"], "");
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(stderr(&out).contains("PostgreSQL only"), "{}", text(&out));
+        return;
+    }
+    // The migration made this month and three ahead; ask for five.
+    let ensured = json(&run(
+        &t,
+        &[
+            "audit",
+            "partitions",
+            "ensure",
+            "--months-ahead",
+            "5",
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    assert_eq!(ensured["created"].as_array().unwrap().len(), 2, "{ensured}");
+    assert_eq!(ensured["moved_rows"], 0, "{ensured}");
+    let again = expect(
+        &run(
+            &t,
+            &["audit", "partitions", "ensure", "--months-ahead", "5"],
+            "",
+        ),
+        0,
+    );
+    assert!(again.contains("exists already"), "{again}");
+    let listed = json(&run(
+        &t,
+        &["audit", "partitions", "list", "--format", "json"],
+        "",
+    ));
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 6 + 1, "{listed:?}");
+    assert!(listed[0]["from"].as_str().unwrap() < listed[1]["from"].as_str().unwrap());
+    assert_eq!(listed[6]["name"], "audit_logs_default");
+    assert!(listed[6]["from"].is_null());
+    let human = expect(&run(&t, &["audit", "partitions", "list"], ""), 0);
+    assert!(human.starts_with("partition"), "{human}");
+    let out = run(
+        &t,
+        &["audit", "partitions", "ensure", "--months-ahead", "121"],
+        "",
+    );
+    assert!(expect(&out, 2).is_empty());
+    assert!(stderr(&out).contains("--months-ahead"), "{}", text(&out));
+    assert_eq!(
+        json(&run(
+            &t,
+            &["audit", "partitions", "list", "--format", "json"],
+            ""
+        ))
+        .as_array()
+        .unwrap()
+        .len(),
+        7
     );
 }

@@ -11,7 +11,15 @@ async fn snapshot_all(backend: DbBackend, label: &str) {
             let sql = render_sql(migration.as_ref(), backend, direction)
                 .await
                 .unwrap();
-            assert!(!sql.is_empty(), "{} {dir} renders no SQL", migration.name());
+            // Partitioning audit_logs is PostgreSQL's alone.
+            let postgres_only = migration.name() == "m20261121_000003_partition_audit_logs";
+            assert_eq!(
+                sql.is_empty(),
+                postgres_only && backend != DbBackend::Postgres,
+                "{} {dir} on {label}: {} statement(s)",
+                migration.name(),
+                sql.len()
+            );
             insta::assert_snapshot!(
                 format!("{}__{label}__{dir}", migration.name()),
                 sql.join("\n\n")

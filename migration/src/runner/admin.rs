@@ -317,9 +317,12 @@ fn created_table(sql: &str) -> Option<String> {
 async fn existing_tables<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
+        // Partitions go with their partitioned table.
         DbBackend::Postgres => {
             "SELECT table_name::text AS t FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+               AND NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = \
+                   (quote_ident(table_schema) || '.' || quote_ident(table_name))::regclass)"
         }
         DbBackend::MySql => {
             "SELECT CAST(TABLE_NAME AS CHAR) AS t FROM information_schema.TABLES \
