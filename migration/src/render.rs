@@ -6,10 +6,45 @@
 //! the checksum covers and what runs are one and the same.
 
 use sea_orm_migration::sea_orm::{
-    DbBackend, MockDatabase, MockExecResult, Statement, Value, Values,
+    ConnectionTrait, DbBackend, MockDatabase, MockExecResult, Statement, Value, Values,
 };
 use sea_orm_migration::{DbErr, MigrationTrait, SchemaManager};
 use sha2::{Digest, Sha256};
+
+/// Leading comment of a statement that changes at most a batch of rows: the
+/// runner runs it again until it changes none (each batch its own commit
+/// where the migration runs statement by statement). Printed once, as is.
+pub const REPEAT_UNTIL_NO_ROWS: &str = "/* gatehouse: repeat until no rows change */";
+
+/// Leading comment of an idempotent statement that prepares the next one
+/// (dropping what a failed `CREATE INDEX CONCURRENTLY` leaves): a run that
+/// resumes at the next statement runs this one again first.
+pub const RETRY_WITH_NEXT: &str = "/* gatehouse: runs again when the next statement is retried */";
+
+/// Runs `sql`, marked [`REPEAT_UNTIL_NO_ROWS`], until it changes no rows, as
+/// the runner does; plain sea-orm-migration (`sea-orm-cli migrate`) runs it
+/// this way. While rendering, the recording connection reports no rows, so
+/// the statement is recorded once.
+///
+/// # Errors
+/// The database's refusal of a batch.
+pub async fn repeat_until_no_rows<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+) -> Result<u64, DbErr> {
+    let statement = Statement::from_string(
+        conn.get_database_backend(),
+        format!("{REPEAT_UNTIL_NO_ROWS} {sql}"),
+    );
+    let mut total = 0;
+    loop {
+        let changed = conn.execute_raw(statement.clone()).await?.rows_affected();
+        if changed == 0 {
+            return Ok(total);
+        }
+        total += changed;
+    }
+}
 
 /// Which way to run a migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
