@@ -28,10 +28,7 @@ pub const RETRY_WITH_NEXT: &str = "/* gatehouse: runs again when the next statem
 ///
 /// # Errors
 /// The database's refusal of a batch.
-pub async fn repeat_until_no_rows<C: ConnectionTrait>(
-    conn: &C,
-    sql: &str,
-) -> Result<u64, DbErr> {
+pub async fn repeat_until_no_rows<C: ConnectionTrait>(conn: &C, sql: &str) -> Result<u64, DbErr> {
     let statement = Statement::from_string(
         conn.get_database_backend(),
         format!("{REPEAT_UNTIL_NO_ROWS} {sql}"),
