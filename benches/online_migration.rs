@@ -390,7 +390,7 @@ fn spans(samples: &[(Duration, Option<usize>)], n: usize) -> Vec<Option<(Duratio
 
 fn short(sql: &str) -> String {
     let sql = sql
-        .trim_start_matches("/* gatehouse: repeat until no rows change */ ")
+        .trim_start_matches("/* gatehouse: repeat while a batch changes 10000 rows */ ")
         .trim_start_matches("/* gatehouse: runs again when the next statement is retried */ ")
         .trim_start_matches("/*M! SET STATEMENT foreign_key_checks = 0 FOR */ ");
     let words: Vec<&str> = sql.split_whitespace().collect();

@@ -16,7 +16,7 @@
 use crate::columns::*;
 use crate::m20260115_000001_create_initial_schema::{sessions::Sessions, users::Users};
 use crate::m20260115_000003_create_security_enhancements::encryption_keys::EncryptionKeys;
-use crate::render::{RETRY_WITH_NEXT, repeat_until_no_rows};
+use crate::render::{RETRY_WITH_NEXT, repeat_while_full};
 use sea_orm_migration::sea_orm::{DbBackend, Statement};
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -78,10 +78,12 @@ fn add_column(col: ColumnDef) -> TableAlterStatement {
 const CK_RISK_SCORE: &str = "sessions_risk_score_check";
 
 /// At most this many rows per backfill statement, each batch its own commit.
-const BACKFILL_BATCH: u32 = 10_000;
+const BACKFILL_BATCH: u64 = 10_000;
 
-/// One batch of the `last_validated_at` backfill. `last_activity_at` is NOT
-/// NULL, so every batch shrinks what is left and a repeat ends.
+/// One batch of the `last_validated_at` backfill, repeated while a batch is
+/// full. Sessions that the running application inserts meanwhile (with a
+/// NULL `last_validated_at`, as it did before) do not keep it going: the
+/// first short batch ends it.
 fn backfill_batch(db: DbBackend) -> String {
     match db {
         DbBackend::Postgres => format!(
@@ -184,7 +186,12 @@ impl MigrationTrait for Migration {
                 ))
                 .await?;
         }
-        repeat_until_no_rows(manager.get_connection(), &backfill_batch(db)).await?;
+        repeat_while_full(
+            manager.get_connection(),
+            &backfill_batch(db),
+            BACKFILL_BATCH,
+        )
+        .await?;
         for stmt in session_indexes(db) {
             if db == DbBackend::Postgres {
                 // A failed concurrent build leaves an INVALID index behind;

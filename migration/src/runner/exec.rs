@@ -16,7 +16,7 @@ use sea_orm_migration::sea_orm::{
 
 use super::ledger::{self, FAILED, INTERRUPTED, RUNNING, RunKind, SUCCEEDED};
 use super::{Entry, Runner, State, Step, Target, lock};
-use crate::render::{Direction, REPEAT_UNTIL_NO_ROWS, RETRY_WITH_NEXT, checksum};
+use crate::render::{Direction, RETRY_WITH_NEXT, checksum, repeat_batch};
 
 impl<M: MigratorTrait> Runner<M> {
     /// The migrations `up` would apply for `target`, rendered, without changing anything.
@@ -373,11 +373,11 @@ fn retry_from(sql: &[String], done: usize) -> usize {
     from
 }
 
-/// Runs one rendered statement; one marked [`REPEAT_UNTIL_NO_ROWS`] (a
-/// backfill batch) runs again until it changes no rows.
+/// Runs one rendered statement; a backfill batch (marked
+/// [`crate::render::REPEAT_WHILE_FULL`]) runs again while it changes a full batch.
 async fn execute<C: ConnectionTrait>(conn: &C, statement: &Statement) -> Result<(), DbErr> {
-    if statement.sql.starts_with(REPEAT_UNTIL_NO_ROWS) {
-        while conn.execute_raw(statement.clone()).await?.rows_affected() > 0 {}
+    if let Some(batch) = repeat_batch(&statement.sql) {
+        while conn.execute_raw(statement.clone()).await?.rows_affected() >= batch {}
         Ok(())
     } else {
         conn.execute_raw(statement.clone()).await.map(|_| ())
