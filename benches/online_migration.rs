@@ -282,7 +282,7 @@ async fn writer(
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let now = Utc::now();
-        let stmt = if i % 2 == 0 {
+        let stmt = if i.is_multiple_of(2) {
             let token = format!("{:064x}", rng.next_u64() as u128 * 31 + i as u128);
             Statement::from_sql_and_values(
                 backend,
