@@ -7,10 +7,16 @@
 //! `risk_score` starts at 0 and `last_validated_at` at the last activity.
 //! `down` removes only what `up` added; session rows stay. Seed 004's
 //! trigger and cleanup procedures are Rust code in `gatehouse::sessions`.
+//!
+//! `sessions` is large and written to while this runs, so nothing here
+//! rewrites it or blocks its writers for longer than a catalog change: the
+//! migration runs without a transaction, the backfill commits in batches
+//! and PostgreSQL builds the indexes concurrently.
 
 use crate::columns::*;
 use crate::m20260115_000001_create_initial_schema::{sessions::Sessions, users::Users};
 use crate::m20260115_000003_create_security_enhancements::encryption_keys::EncryptionKeys;
+use crate::render::{RETRY_WITH_NEXT, repeat_while_full};
 use sea_orm_migration::sea_orm::{DbBackend, Statement};
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -67,11 +73,57 @@ fn add_column(col: ColumnDef) -> TableAlterStatement {
         .to_owned()
 }
 
+/// PostgreSQL's name for the inline CHECK seed 004 declared; kept so the
+/// schema is the same however it was built.
+const CK_RISK_SCORE: &str = "sessions_risk_score_check";
+
+/// At most this many rows per backfill statement, each batch its own commit.
+const BACKFILL_BATCH: u64 = 10_000;
+
+/// One batch of the `last_validated_at` backfill, repeated while a batch is
+/// full. Sessions that the running application inserts meanwhile (with a
+/// NULL `last_validated_at`, as it did before) do not keep it going: the
+/// first short batch ends it.
+fn backfill_batch(db: DbBackend) -> String {
+    match db {
+        DbBackend::Postgres => format!(
+            r#"UPDATE "sessions" SET "last_validated_at" = "last_activity_at" WHERE "id" IN (SELECT "id" FROM "sessions" WHERE "last_validated_at" IS NULL LIMIT {BACKFILL_BATCH})"#
+        ),
+        DbBackend::MySql => format!(
+            "UPDATE `sessions` SET `last_validated_at` = `last_activity_at` WHERE `last_validated_at` IS NULL LIMIT {BACKFILL_BATCH}"
+        ),
+        _ => format!(
+            r#"UPDATE "sessions" SET "last_validated_at" = "last_activity_at" WHERE "rowid" IN (SELECT "rowid" FROM "sessions" WHERE "last_validated_at" IS NULL LIMIT {BACKFILL_BATCH})"#
+        ),
+    }
+}
+
+async fn raw(manager: &SchemaManager<'_>, sql: String) -> Result<(), DbErr> {
+    let db = manager.get_database_backend();
+    manager
+        .get_connection()
+        .execute_raw(Statement::from_string(db, sql))
+        .await
+        .map(|_| ())
+}
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// Runs outside a transaction, statement by statement: on a live table
+    /// the backfill commits in batches and PostgreSQL builds the indexes
+    /// `CONCURRENTLY`, which a transaction does not allow.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(false)
+    }
+
+    /// Every step keeps `sessions` writable. PostgreSQL: columns with
+    /// constant defaults are catalog-only (no rewrite); the CHECK and the
+    /// foreign key are added `NOT VALID` and validated under SHARE UPDATE
+    /// EXCLUSIVE; indexes are built `CONCURRENTLY`. MariaDB: each ADD COLUMN
+    /// is instant and each index is built in place without blocking writes.
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         use NewColumns as N;
         let db = manager.get_database_backend();
@@ -81,15 +133,13 @@ impl MigrationTrait for Migration {
         // SQLite can add a referencing column only with the reference inline.
         match db {
             DbBackend::Sqlite => {
-                manager
-                    .get_connection()
-                    .execute_raw(Statement::from_string(
-                        db,
-                        format!(
-                            r#"ALTER TABLE "sessions" ADD COLUMN "encryption_key_id" uuid_text NULL CONSTRAINT "{FK_ENCRYPTION_KEY}" REFERENCES "encryption_keys" ("id") ON DELETE SET NULL ON UPDATE CASCADE"#
-                        ),
-                    ))
-                    .await?;
+                raw(
+                    manager,
+                    format!(
+                        r#"ALTER TABLE "sessions" ADD COLUMN "encryption_key_id" uuid_text NULL CONSTRAINT "{FK_ENCRYPTION_KEY}" REFERENCES "encryption_keys" ("id") ON DELETE SET NULL ON UPDATE CASCADE"#
+                    ),
+                )
+                .await?;
             }
             _ => {
                 manager
@@ -108,36 +158,91 @@ impl MigrationTrait for Migration {
         manager
             .alter_table(add_column(timestamp_utc_null(db, N::LastValidatedAt)))
             .await?;
-        manager
-            .alter_table(add_column(
-                integer(N::RiskScore)
-                    .default(0)
-                    .check(Expr::col(N::RiskScore).between(0, 100))
-                    .take(),
-            ))
-            .await?;
-        manager
-            .exec_stmt(
-                Query::update()
-                    .table(Sessions::Table)
-                    .value(N::LastValidatedAt, Expr::col(Sessions::LastActivityAt))
-                    .and_where(Expr::col(N::LastValidatedAt).is_null())
-                    .to_owned(),
+        let risk_score = integer(N::RiskScore).default(0).take();
+        if db == DbBackend::Postgres {
+            // An inline CHECK would scan the table under ACCESS EXCLUSIVE.
+            manager.alter_table(add_column(risk_score)).await?;
+            raw(
+                manager,
+                format!(
+                    r#"ALTER TABLE "sessions" ADD CONSTRAINT "{CK_RISK_SCORE}" CHECK ("risk_score" BETWEEN 0 AND 100) NOT VALID"#
+                ),
             )
             .await?;
-        for stmt in session_indexes(db) {
-            manager.create_index(stmt).await?;
-        }
-        // After its index exists, so MySQL/MariaDB add no implicit one.
-        if db != DbBackend::Sqlite {
+            raw(
+                manager,
+                format!(r#"ALTER TABLE "sessions" VALIDATE CONSTRAINT "{CK_RISK_SCORE}""#),
+            )
+            .await?;
+        } else {
+            // MariaDB adds a column with an inline CHECK instantly: the
+            // default (0) is all existing rows hold, and it is in range.
             manager
-                .create_foreign_key(foreign_key(
-                    Sessions::Table,
-                    N::EncryptionKeyId,
-                    EncryptionKeys::Table,
-                    ForeignKeyAction::SetNull,
+                .alter_table(add_column(
+                    risk_score
+                        .clone()
+                        .check(Expr::col(N::RiskScore).between(0, 100))
+                        .take(),
                 ))
                 .await?;
+        }
+        repeat_while_full(
+            manager.get_connection(),
+            &backfill_batch(db),
+            BACKFILL_BATCH,
+        )
+        .await?;
+        for stmt in session_indexes(db) {
+            if db == DbBackend::Postgres {
+                // A failed concurrent build leaves an INVALID index behind;
+                // a retry drops it first (the runner re-runs this drop).
+                let name = stmt.get_index_spec().get_name().expect("indexes are named");
+                let drop = db.build(
+                    Index::drop()
+                        .name(name)
+                        .table(Sessions::Table)
+                        .concurrently()
+                        .if_exists(),
+                );
+                raw(manager, format!("{RETRY_WITH_NEXT} {}", drop.sql)).await?;
+                manager
+                    .create_index(stmt.clone().concurrently().if_not_exists().take())
+                    .await?;
+            } else {
+                manager.create_index(stmt).await?;
+            }
+        }
+        // After its index exists, so MySQL/MariaDB add no implicit one.
+        let fk = foreign_key(
+            Sessions::Table,
+            N::EncryptionKeyId,
+            EncryptionKeys::Table,
+            ForeignKeyAction::SetNull,
+        );
+        match db {
+            DbBackend::Postgres => {
+                raw(manager, format!("{} NOT VALID", db.build(&fk).sql)).await?;
+                raw(
+                    manager,
+                    format!(r#"ALTER TABLE "sessions" VALIDATE CONSTRAINT "{FK_ENCRYPTION_KEY}""#),
+                )
+                .await?;
+            }
+            DbBackend::MySql => {
+                // With foreign_key_checks on, InnoDB adds a foreign key by
+                // copying the table, blocking writes; off, in place. The
+                // column is new and NULL in every row, so there is nothing
+                // to check. `/*M! */` is read by MariaDB only (MySQL copies).
+                raw(
+                    manager,
+                    format!(
+                        "/*M! SET STATEMENT foreign_key_checks = 0 FOR */ {}",
+                        db.build(&fk).sql
+                    ),
+                )
+                .await?;
+            }
+            _ => {}
         }
         create_session_audit_log(manager).await
     }

@@ -6,10 +6,59 @@
 //! the checksum covers and what runs are one and the same.
 
 use sea_orm_migration::sea_orm::{
-    DbBackend, MockDatabase, MockExecResult, Statement, Value, Values,
+    ConnectionTrait, DbBackend, MockDatabase, MockExecResult, Statement, Value, Values,
 };
 use sea_orm_migration::{DbErr, MigrationTrait, SchemaManager};
 use sha2::{Digest, Sha256};
+
+/// Start of the leading comment of a statement that changes at most a batch
+/// of rows, `/* gatehouse: repeat while a batch changes N rows */`: the
+/// runner runs it again as long as it changes a full batch (each batch its
+/// own commit where the migration runs statement by statement). A short
+/// batch ends it, so rows other sessions keep adding while it runs cannot
+/// keep it going for ever. Printed once, as is.
+pub const REPEAT_WHILE_FULL: &str = "/* gatehouse: repeat while a batch changes ";
+
+/// The batch size a statement marked with [`REPEAT_WHILE_FULL`] names.
+pub fn repeat_batch(sql: &str) -> Option<u64> {
+    sql.strip_prefix(REPEAT_WHILE_FULL)?
+        .split_once(" rows */")?
+        .0
+        .parse()
+        .ok()
+}
+
+/// Leading comment of an idempotent statement that prepares the next one
+/// (dropping what a failed `CREATE INDEX CONCURRENTLY` leaves): a run that
+/// resumes at the next statement runs this one again first.
+pub const RETRY_WITH_NEXT: &str = "/* gatehouse: runs again when the next statement is retried */";
+
+/// Runs `sql`, a statement changing at most `batch` rows, again as long as
+/// it changes a full batch, as the runner does with the statement this
+/// records (marked [`REPEAT_WHILE_FULL`]); under plain sea-orm-migration
+/// (`sea-orm-cli migrate`) this loop is what repeats it. While rendering, the
+/// recording connection reports no rows, so the statement is recorded once.
+///
+/// # Errors
+/// The database's refusal of a batch.
+pub async fn repeat_while_full<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let statement = Statement::from_string(
+        conn.get_database_backend(),
+        format!("{REPEAT_WHILE_FULL}{batch} rows */ {sql}"),
+    );
+    let mut total = 0;
+    loop {
+        let changed = conn.execute_raw(statement.clone()).await?.rows_affected();
+        total += changed;
+        if changed < batch {
+            return Ok(total);
+        }
+    }
+}
 
 /// Which way to run a migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,6 +17,7 @@ mod invariants;
 mod keys;
 mod lockout;
 mod mfa;
+mod online_sessions;
 mod operator;
 mod partitions;
 mod query_plans;

@@ -140,7 +140,8 @@ pub enum Command {
         /// The migration.
         name: String,
         /// Instead of clearing it: how many of its statements took effect before an
-        /// interrupted MySQL/MariaDB run stopped; `up` continues after them.
+        /// interrupted statement-wise run stopped (MySQL/MariaDB, or a PostgreSQL
+        /// migration without a transaction); `up` continues after them.
         #[arg(long, value_name = "N")]
         statements_done: Option<usize>,
     },

@@ -161,20 +161,14 @@ impl<M: MigratorTrait> Runner<M> {
     /// Records that exactly the first `statements_done` statements of `name`
     /// took effect before its last run stopped, as a person established by
     /// comparing the database with `migrate sql`, so that the next `up`
-    /// continues at the statement after them. For a MySQL/MariaDB run that
+    /// continues at the statement after them. For a statement-wise run
+    /// (MySQL/MariaDB, or a PostgreSQL migration without a transaction) that
     /// was interrupted at a statement the ledger cannot tell (or failed).
     ///
     /// # Errors
     /// No unresolved `up` run of `name`, a backend that does not resume part
     /// way, more statements than the migration has, or a database error.
     pub async fn repair_at(&self, name: &str, statements_done: usize) -> Result<(), DbErr> {
-        if self.backend() != DbBackend::MySql {
-            return Err(DbErr::Migration(
-                "only MySQL/MariaDB runs stop part way; on this database a failed migration was rolled \
-                 back, so fix it and run `migrate up` again (or `migrate repair NAME`)"
-                    .into(),
-            ));
-        }
         locked!(self, conn => async {
             ledger::install(conn).await?;
             let (steps, entries) = self.standing(conn).await?;
@@ -192,6 +186,12 @@ impl<M: MigratorTrait> Runner<M> {
                 .iter()
                 .find(|s| s.name == name)
                 .expect("an entry with a failure has a step");
+            if !step.statementwise(self.backend()) {
+                return Err(DbErr::Migration(format!(
+                    "`{name}` runs in one transaction on this database, so it never stops part way: a \
+                     failed run was rolled back; fix it and run `migrate up` again (or `migrate repair {name}`)"
+                )));
+            }
             let total = step.sql.len();
             if statements_done > total {
                 return Err(DbErr::Migration(format!(

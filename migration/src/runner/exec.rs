@@ -1,21 +1,22 @@
 //! `up` and `down`: choosing the migrations a target names, then running each
 //! one under the lock. PostgreSQL and SQLite run a migration and its records
-//! in one transaction. MySQL/MariaDB commit DDL statement by statement: the
-//! ledger marks the run as running before its first statement, and a refused
-//! statement's failure record says how many ran, so the next run resumes
-//! after them; a run that stopped without saying where is refused instead.
+//! in one transaction. MySQL/MariaDB commit DDL statement by statement, and so
+//! does PostgreSQL for a migration whose `use_transaction()` is `Some(false)`:
+//! the ledger marks the run as running before its first statement, and a
+//! refused statement's failure record says how many ran, so the next run
+//! resumes after them; a run that stopped without saying where is refused.
 
 use std::time::Instant;
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, RuntimeErr, SqliteTransactionMode,
+    ConnectionTrait, DatabaseTransaction, DbBackend, RuntimeErr, SqliteTransactionMode, Statement,
     TransactionOptions, TransactionSession, TransactionTrait, sqlx,
 };
 
 use super::ledger::{self, FAILED, INTERRUPTED, RUNNING, RunKind, SUCCEEDED};
 use super::{Entry, Runner, State, Step, Target, lock};
-use crate::render::{Direction, checksum};
+use crate::render::{Direction, RETRY_WITH_NEXT, checksum, repeat_batch};
 
 impl<M: MigratorTrait> Runner<M> {
     /// The migrations `up` would apply for `target`, rendered, without changing anything.
@@ -171,7 +172,7 @@ impl<M: MigratorTrait> Runner<M> {
         kind: RunKind,
         failure: Option<ledger::Record>,
     ) -> Result<(), DbErr> {
-        if self.backend() == DbBackend::MySql {
+        if step.statementwise(self.backend()) {
             self.run_step_statementwise(conn, step, kind, failure).await
         } else {
             self.run_step_atomically(conn, step, kind).await
@@ -188,7 +189,7 @@ impl<M: MigratorTrait> Runner<M> {
         let total = step.statements.len();
         let txn = conn.begin().await?;
         for (i, statement) in step.statements.iter().enumerate() {
-            if let Err(err) = txn.execute_raw(statement.clone()).await {
+            if let Err(err) = execute(&txn, statement).await {
                 let _ = txn.rollback().await;
                 let message = format!("statement {} of {total} failed: {err}", i + 1);
                 let ms = started.elapsed().as_millis() as i64;
@@ -228,8 +229,10 @@ impl<M: MigratorTrait> Runner<M> {
         txn.commit().await
     }
 
-    /// Runs a migration on MySQL/MariaDB, where every DDL statement commits
-    /// by itself. The ledger row is written once before the first statement
+    /// Runs a migration statement by statement, each committing by itself:
+    /// on MySQL/MariaDB, where DDL commits implicitly, and on PostgreSQL for a
+    /// migration without a transaction (`CREATE INDEX CONCURRENTLY` cannot
+    /// run in one, and a batched backfill must commit its batches). The ledger row is written once before the first statement
     /// (`running`) and once at the end, not after every statement: a refused
     /// statement is known not to have taken effect, so the failure record
     /// alone says exactly how many ran. Only a run that stops without
@@ -265,7 +268,7 @@ impl<M: MigratorTrait> Runner<M> {
         )
         .await?;
         for i in resume_from..total {
-            let Err(err) = conn.execute_raw(step.statements[i].clone()).await else {
+            let Err(err) = execute(conn, &step.statements[i]).await else {
                 continue;
             };
             let message = format!("statement {} of {total} failed: {err}", i + 1);
@@ -287,7 +290,7 @@ impl<M: MigratorTrait> Runner<M> {
             }
             ledger::finish(conn, id, FAILED, i, &done_checksum, ms, Some(&message)).await?;
             return Err(DbErr::Migration(format!(
-                "{} {}: {message}. Statements 1 to {i} are applied and recorded (MySQL commits DDL as it goes); \
+                "{} {}: {message}. Statements 1 to {i} are applied and recorded (each committed as it ran); \
                  fix the migration and run the command again to continue at statement {}, or undo them by hand \
                  and run `migrate repair {}`",
                 kind.as_str(),
@@ -348,13 +351,36 @@ fn resume_point(
     let unchanged = done <= step.sql.len()
         && failure.done_checksum.as_deref() == Some(checksum(&step.sql[..done]).as_str());
     if unchanged {
-        Ok(done)
+        Ok(retry_from(&step.sql, done))
     } else {
         Err(DbErr::Migration(format!(
             "{} ran {done} of its statements before it failed, and those statements changed since; \
              restore them so the run can continue, or undo their effect by hand and run `migrate repair {}`",
             step.name, step.name
         )))
+    }
+}
+
+/// Where a resume starts when `done` statements ran: at statement `done`,
+/// or earlier at the statements just before it that must run again with it
+/// (marked [`RETRY_WITH_NEXT`], e.g. dropping the INVALID index a failed
+/// `CREATE INDEX CONCURRENTLY` leaves behind).
+fn retry_from(sql: &[String], done: usize) -> usize {
+    let mut from = done.min(sql.len());
+    while from > 0 && from < sql.len() && sql[from - 1].starts_with(RETRY_WITH_NEXT) {
+        from -= 1;
+    }
+    from
+}
+
+/// Runs one rendered statement; a backfill batch (marked
+/// [`crate::render::REPEAT_WHILE_FULL`]) runs again while it changes a full batch.
+async fn execute<C: ConnectionTrait>(conn: &C, statement: &Statement) -> Result<(), DbErr> {
+    if let Some(batch) = repeat_batch(&statement.sql) {
+        while conn.execute_raw(statement.clone()).await?.rows_affected() >= batch {}
+        Ok(())
+    } else {
+        conn.execute_raw(statement.clone()).await.map(|_| ())
     }
 }
 
@@ -394,7 +420,7 @@ fn interrupted(step: &Step, run: &ledger::Record) -> DbErr {
         _ => format!("statements 1 to {done} of {total} took effect and {uncertain} too"),
     };
     DbErr::Migration(format!(
-        "{name} did not finish its last run (run {} by {}, started {}; {how}). MySQL commits each \
+        "{name} did not finish its last run (run {} by {}, started {}; {how}). It commits each \
          statement as it runs, so {state}; the ledger cannot tell, and running a statement twice is \
          not safe. Compare the database with `migrate sql {name}`, then run \
          `migrate repair {name} --statements-done N` with N the number of its statements that took \

@@ -1,8 +1,9 @@
 //! Applies and rolls back migrations safely, on top of sea-orm-migration's
 //! `MigratorTrait`: one migrator at a time (a database lock), a ledger of
 //! every run with the checksum of the SQL it ran, statement-level recovery
-//! where DDL is not transactional (MySQL/MariaDB), previews, targets,
-//! baselining and repair.
+//! where a migration does not run in one transaction (MySQL/MariaDB, and
+//! PostgreSQL migrations whose `use_transaction()` is `Some(false)`),
+//! previews, targets, baselining and repair.
 //!
 //! Every migration is first rendered to its statements (see
 //! [`crate::render`]); those statements are what a dry run prints, what the
@@ -82,6 +83,24 @@ pub struct Step {
     pub sql: Vec<String>,
     /// SHA-256 of `sql`.
     pub checksum: String,
+    /// The migration's `use_transaction()`: `Some(false)` runs it statement
+    /// by statement on PostgreSQL too (for `CREATE INDEX CONCURRENTLY` and
+    /// batched backfills).
+    pub use_transaction: Option<bool>,
+}
+
+impl Step {
+    /// Whether this step commits statement by statement on `backend`, with
+    /// the ledger recording how far it got: always on MySQL/MariaDB (DDL
+    /// commits by itself), on PostgreSQL when the migration opts out of a
+    /// transaction. SQLite always runs a step inside the run's transaction.
+    pub fn statementwise(&self, backend: DbBackend) -> bool {
+        match backend {
+            DbBackend::MySql => true,
+            DbBackend::Postgres => self.use_transaction == Some(false),
+            _ => false,
+        }
+    }
 }
 
 /// Where a migration stands.
@@ -98,7 +117,7 @@ pub enum State {
     /// Not applied; its last run failed and was not repaired.
     Failed,
     /// Not applied; its last run stopped part way at a statement the ledger
-    /// cannot tell (MySQL/MariaDB: the migrator died or lost its connection).
+    /// cannot tell (a statement-wise run: the migrator died or lost its connection).
     Interrupted,
     /// Not applied; another migrator is running it now.
     Running,
@@ -275,6 +294,7 @@ pub async fn steps<M: MigratorTrait>(
             checksum: checksum(&sql),
             statements,
             sql,
+            use_transaction: migration.use_transaction(),
         });
     }
     Ok(steps)
