@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, RuntimeErr, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionSession, TransactionTrait, sqlx,
+    ConnectionTrait, DatabaseTransaction, DbBackend, ExecResult, RuntimeErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionSession, TransactionTrait, sqlx,
 };
 
 use super::ledger::{self, FAILED, INTERRUPTED, RUNNING, RunKind, SUCCEEDED};
@@ -377,10 +377,26 @@ fn retry_from(sql: &[String], done: usize) -> usize {
 /// [`crate::render::REPEAT_WHILE_FULL`]) runs again while it changes a full batch.
 async fn execute<C: ConnectionTrait>(conn: &C, statement: &Statement) -> Result<(), DbErr> {
     if let Some(batch) = repeat_batch(&statement.sql) {
-        while conn.execute_raw(statement.clone()).await?.rows_affected() >= batch {}
+        while execute_once(conn, statement).await?.rows_affected() >= batch {}
         Ok(())
     } else {
-        conn.execute_raw(statement.clone()).await.map(|_| ())
+        execute_once(conn, statement).await.map(|_| ())
+    }
+}
+
+/// A statement without bound values (all DDL) goes as plain text: one round
+/// trip instead of prepare + execute, and no prepared statement to cache. On
+/// MySQL/MariaDB over TCP, evicting cached statements (a close the server does
+/// not answer, then the next prepare) stalled ~40 ms on delayed ACKs, since
+/// sqlx 0.9 leaves Nagle's algorithm on.
+async fn execute_once<C: ConnectionTrait>(
+    conn: &C,
+    statement: &Statement,
+) -> Result<ExecResult, DbErr> {
+    if statement.values.as_ref().is_none_or(|v| v.0.is_empty()) {
+        conn.execute_unprepared(&statement.sql).await
+    } else {
+        conn.execute_raw(statement.clone()).await
     }
 }
 
