@@ -211,7 +211,9 @@ async fn fill(db: &DatabaseConnection, rows: u64, label: &str) {
     // Settled, as a table is between prunes: otherwise autovacuum, drawn by
     // the fresh rows, holds the month's lock until it yields (deadlock_timeout, 1 s).
     if db.get_database_backend() == DbBackend::Postgres {
-        db.execute_unprepared("VACUUM ANALYZE audit_logs").await.unwrap();
+        db.execute_unprepared("VACUUM ANALYZE audit_logs")
+            .await
+            .unwrap();
     }
 }
 

@@ -30,8 +30,6 @@ run() {
 run "W1-W3, W7: services" services -- --scale "${BENCH_SCALE:-full}"
 run "W4: audit ingest" ingest
 run "W5: retention" retention
-if [ -f benches/online_migration.rs ]; then
-  run "W6: session-security migration on a large table" online_migration
-fi
+run "W6: session-security migration on a large table" online_migration
 run "Migration runner overhead" runner_overhead
 echo "report: $report"
