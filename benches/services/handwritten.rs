@@ -114,10 +114,9 @@ impl Statements {
             ),
             list_users: dialect(
                 backend,
-                "SELECT id, email, username, password_hash, is_active, is_verified, is_locked, \
+                "SELECT id, email, username, is_active, is_verified, is_locked, \
                  locked_until, failed_login_count, last_login_at, last_login_ip, \
-                 password_reset_token_hash, password_reset_expires_at, password_changed_at, \
-                 password_expires_at, deleted_at, created_at, updated_at \
+                 password_changed_at, password_expires_at, deleted_at, created_at, updated_at \
                  FROM users ORDER BY created_at, id LIMIT ?",
             ),
         }
@@ -178,7 +177,7 @@ pub fn parse_ip(text: &str) -> Result<IpAddr> {
 }
 
 /// A `sessions` row.
-// Decoded in full, as the service decodes its model, whether read or not.
+// Decoded in full, as the service decodes its accounts, whether read or not.
 #[allow(dead_code)]
 #[derive(Debug)]
 pub struct SessionRow {
@@ -332,7 +331,7 @@ pub async fn validate_session(
 }
 
 /// An `api_keys` row.
-// Decoded in full, as the service decodes its model, whether read or not.
+// Decoded in full, as the service decodes its accounts, whether read or not.
 #[allow(dead_code)]
 #[derive(Debug)]
 pub struct ApiKeyRow {
@@ -495,14 +494,13 @@ pub async fn has_permission(
 }
 
 /// A `users` row.
-// Decoded in full, as the service decodes its model, whether read or not.
+// Decoded in full, as the service decodes its accounts, whether read or not.
 #[allow(dead_code)]
 #[derive(Debug)]
 pub struct UserRow {
     pub id: Uuid,
     pub email: String,
     pub username: String,
-    pub password_hash: String,
     pub is_active: bool,
     pub is_verified: bool,
     pub is_locked: bool,
@@ -510,8 +508,6 @@ pub struct UserRow {
     pub failed_login_count: i32,
     pub last_login_at: Option<DateTime<Utc>>,
     pub last_login_ip: Option<String>,
-    pub password_reset_token_hash: Option<String>,
-    pub password_reset_expires_at: Option<DateTime<Utc>>,
     pub password_changed_at: Option<DateTime<Utc>>,
     pub password_expires_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
@@ -529,7 +525,6 @@ pub async fn list_users(pool: &SqlxPool, sql: &Statements, limit: i64) -> Result
                 id: col!(row, "id"),
                 email: col!(row, "email"),
                 username: col!(row, "username"),
-                password_hash: col!(row, "password_hash"),
                 is_active: col!(row, "is_active"),
                 is_verified: col!(row, "is_verified"),
                 is_locked: col!(row, "is_locked"),
@@ -537,8 +532,6 @@ pub async fn list_users(pool: &SqlxPool, sql: &Statements, limit: i64) -> Result
                 failed_login_count: col!(row, "failed_login_count"),
                 last_login_at: col!(row, "last_login_at"),
                 last_login_ip: col!(row, "last_login_ip"),
-                password_reset_token_hash: col!(row, "password_reset_token_hash"),
-                password_reset_expires_at: col!(row, "password_reset_expires_at"),
                 password_changed_at: col!(row, "password_changed_at"),
                 password_expires_at: col!(row, "password_expires_at"),
                 deleted_at: col!(row, "deleted_at"),

@@ -2,6 +2,7 @@
 //! changes and single-use resets, administrative lock, listing and soft deletion.
 
 mod hasher;
+mod listing;
 pub mod validate;
 
 use std::fmt;
@@ -23,6 +24,7 @@ pub use hasher::{
     Argon2Costs, Argon2idHasher, OWASP_MIN_M_COST, OWASP_MIN_P_COST, OWASP_MIN_T_COST,
     PasswordHasher,
 };
+pub use listing::list_users;
 pub use validate::Identifier;
 
 use crate::lockout::{self, Failure, LockoutPolicy};
@@ -38,7 +40,7 @@ const RESET_TOKEN_BYTES: usize = 32;
 /// Length of a reset token: 32 random bytes (256 bits) in base64url without padding.
 pub const RESET_TOKEN_CHARS: usize = 43;
 /// Most accounts [`list_users`] returns at once.
-pub const LIST_LIMIT_MAX: u64 = 1_000;
+pub const LIST_LIMIT_MAX: u64 = 10_000;
 
 /// An account as the library hands it out: everything but the password hash
 /// and the reset token hash.
@@ -704,39 +706,6 @@ pub async fn get<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Account, E
         .await?
         .map(Account::from)
         .ok_or_else(|| Error::NotFound(format!("user {user_id}")))
-}
-
-/// Accounts in order of creation, `limit` (1 to [`LIST_LIMIT_MAX`]) from `offset`,
-/// soft-deleted ones only when `include_deleted`.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a limit out of range, or a database error.
-pub async fn list_users<C: ConnectionTrait>(
-    db: &C,
-    include_deleted: bool,
-    limit: u64,
-    offset: u64,
-) -> Result<Vec<Account>, Error> {
-    if !(1..=LIST_LIMIT_MAX).contains(&limit) {
-        return Err(Error::InvalidInput {
-            field: "limit",
-            reason: format!("must be between 1 and {LIST_LIMIT_MAX}"),
-        });
-    }
-    let mut query = users::Entity::find();
-    if !include_deleted {
-        query = query.filter(users::Column::DeletedAt.is_null());
-    }
-    Ok(query
-        .order_by_asc(users::Column::CreatedAt)
-        .order_by_asc(users::Column::Id)
-        .limit(limit)
-        .offset(offset)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(Account::from)
-        .collect())
 }
 
 /// An administrator's lock (`is_locked`): the account cannot log in until

@@ -33,6 +33,7 @@ backend_tests!(run_migrated:
     hostile_input_gets_typed_errors_and_writes_nothing,
     debug_output_shows_no_secret,
     hashing_is_bounded_by_the_policy,
+    listing_reads_what_the_entity_reads,
 );
 
 const PASSPHRASE: &str = "plum orchard under winter light";
@@ -1089,5 +1090,66 @@ async fn hashing_is_bounded_by_the_policy(t: TestDb) {
             var: "hash_concurrency",
             ..
         })
+    ));
+}
+
+/// The listing decodes rows itself (see `accounts::listing`): every column,
+/// NULL or not, must come out as sea-orm's entity decoding gives it.
+async fn listing_reads_what_the_entity_reads(t: TestDb) {
+    use sea_orm::QueryOrder;
+    let now = Utc::now().trunc_subsecs(6);
+    for i in 0..40 {
+        let user = crate::support::insert_user(&t, &format!("lister{i:02}")).await;
+        let mut row: users::ActiveModel = user.into();
+        // Each nullable column is set on some rows and NULL on others.
+        if i % 2 == 0 {
+            row.locked_until = Set(Some(now + Duration::minutes(i)));
+        }
+        if i % 3 == 0 {
+            row.last_login_at = Set(Some(now - Duration::hours(i)));
+            row.last_login_ip = Set(Some(format!("203.0.113.{i}")));
+        }
+        if i % 4 == 0 {
+            row.password_changed_at = Set(Some(now - Duration::days(i)));
+            row.password_expires_at = Set(Some(now + Duration::days(i)));
+        }
+        if i % 5 == 0 {
+            row.deleted_at = Set(Some(now));
+            row.is_active = Set(false);
+        }
+        row.failed_login_count = Set(i as i32);
+        row.created_at = Set(now - Duration::seconds(100 - i));
+        row.update(&t.db).await.unwrap();
+    }
+    let expected: Vec<accounts::Account> = users::Entity::find()
+        .order_by_asc(users::Column::CreatedAt)
+        .order_by_asc(users::Column::Id)
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(accounts::Account::from)
+        .collect();
+    assert_eq!(expected.len(), 40);
+    assert_eq!(
+        accounts::list_users(&t.db, true, 10_000, 0).await.unwrap(),
+        expected
+    );
+    let live: Vec<_> = expected
+        .iter()
+        .filter(|a| a.deleted_at.is_none())
+        .cloned()
+        .collect();
+    assert_eq!(
+        accounts::list_users(&t.db, false, 100, 0).await.unwrap(),
+        live
+    );
+    assert_eq!(
+        accounts::list_users(&t.db, true, 5, 10).await.unwrap(),
+        expected[10..15]
+    );
+    assert!(matches!(
+        accounts::list_users(&t.db, true, 10_001, 0).await,
+        Err(Error::InvalidInput { field: "limit", .. })
     ));
 }
