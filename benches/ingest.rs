@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use entity::audit_logs;
 use entity::sea_orm_active_enums::{AuditOutcome, RiskLevel};
-use gatehouse::audit::AuditEntry;
 use gatehouse::audit::ingest::{columns_per_row, ingest, max_binds};
+use gatehouse::audit::{AuditEntry, ingest_pooled};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::{self, MySql, Postgres, QueryBuilder, Sqlite};
 use sea_orm::{
@@ -308,6 +308,8 @@ enum Method {
     Typed,
     PushValues,
     Copy,
+    /// `ingest_pooled`: the typed API streaming binary COPY.
+    TypedCopy,
 }
 
 impl Method {
@@ -316,6 +318,7 @@ impl Method {
             Self::Typed => "typed ingest",
             Self::PushValues => "sqlx push_values",
             Self::Copy => "COPY binary",
+            Self::TypedCopy => "typed ingest_pooled",
         }
     }
 }
@@ -337,6 +340,7 @@ impl Bench {
         let mut m = vec![Method::Typed, Method::PushValues];
         if self.backend() == DbBackend::Postgres {
             m.push(Method::Copy);
+            m.push(Method::TypedCopy);
         }
         m
     }
@@ -378,6 +382,9 @@ impl Bench {
             (Method::PushValues, _) => {
                 push_values_insert!(Sqlite, self.db.get_sqlite_connection_pool(), rows, now, per)
             }
+            (Method::TypedCopy, _) => ingest_pooled(&self.db, entries, now)
+                .await
+                .expect("ingest_pooled"),
             (Method::Copy, _) => {
                 copy_binary(self.db.get_postgres_connection_pool(), rows, now).await
             }
@@ -603,13 +610,16 @@ async fn main() {
         );
         let _ = write!(table, "| batch | typed ingest | sqlx push_values |");
         if has_copy {
-            let _ = write!(table, " COPY binary | typed / COPY |");
+            let _ = write!(
+                table,
+                " COPY binary | typed / COPY | typed ingest_pooled | ingest_pooled / COPY |"
+            );
         }
         let _ = writeln!(table, " typed / push_values |");
         let _ = writeln!(
             table,
             "|---:|---:|---:|{}---:|",
-            if has_copy { "---:|---:|" } else { "" }
+            if has_copy { "---:|---:|---:|---:|" } else { "" }
         );
         for &size in &sizes {
             let mut samples: Vec<Vec<f64>> = vec![Vec::new(); methods.len()];
@@ -628,7 +638,14 @@ async fn main() {
             let (typed, push) = (medians[0], medians[1]);
             let _ = write!(table, "| {size} | {typed:.0} | {push:.0} |");
             if has_copy {
-                let _ = write!(table, " {:.0} | {:.2}x |", medians[2], typed / medians[2]);
+                let _ = write!(
+                    table,
+                    " {:.0} | {:.2}x | {:.0} | {:.2}x |",
+                    medians[2],
+                    typed / medians[2],
+                    medians[3],
+                    medians[3] / medians[2]
+                );
             }
             let _ = writeln!(table, " {:.2}x |", typed / push);
             let spread = |s: &Vec<f64>| {
@@ -643,6 +660,7 @@ async fn main() {
                 "spread": methods.iter().zip(&samples).map(|(m, s)| (m.label().to_owned(), spread(s))).collect::<serde_json::Map<_, _>>(),
                 "typed_over_push_values": typed / push,
                 "typed_over_copy": if has_copy { json!(typed / medians[2]) } else { Json::Null },
+                "pooled_over_copy": if has_copy { json!(medians[3] / medians[2]) } else { Json::Null },
             }));
             eprintln!("{label}: batch {size} done");
         }

@@ -70,15 +70,7 @@ pub async fn ingest<C>(db: &C, entries: &[AuditEntry], now: DateTime<Utc>) -> Re
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    for (index, entry) in entries.iter().enumerate() {
-        entry.validate().map_err(|err| match err {
-            Error::InvalidInput { field, reason } => Error::InvalidInput {
-                field,
-                reason: format!("entry {index}: {reason}"),
-            },
-            other => other,
-        })?;
-    }
+    validate_all(entries)?;
     if entries.is_empty() {
         return Ok(0);
     }
@@ -98,6 +90,20 @@ where
             Err(err)
         }
     }
+}
+
+/// Checks every entry; the first invalid one's error names its index.
+pub(super) fn validate_all(entries: &[AuditEntry]) -> Result<(), Error> {
+    for (index, entry) in entries.iter().enumerate() {
+        entry.validate().map_err(|err| match err {
+            Error::InvalidInput { field, reason } => Error::InvalidInput {
+                field,
+                reason: format!("entry {index}: {reason}"),
+            },
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 /// Multi-row `INSERT`s of at most `rows` rows each. The values come from the

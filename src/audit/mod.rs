@@ -1,11 +1,12 @@
 //! Audit and monitoring: audit entries with request context (one at a time or
-//! ingested in bulk), security events and their resolution, daily security
+//! ingested in bulk, by binary COPY on PostgreSQL), security events and their resolution, daily security
 //! metrics, retention pruning and data classification lookups.
 //!
 //! Every entry point checks its input against the column sizes and returns
 //! [`Error::InvalidInput`] instead of letting a backend truncate or fail.
 
 pub mod classification;
+pub mod copy;
 pub mod entries;
 pub mod ingest;
 pub mod metrics;
@@ -17,6 +18,7 @@ use std::net::IpAddr;
 
 use sea_orm::prelude::Json;
 
+pub use copy::ingest_pooled;
 pub use entries::{AuditEntry, AuditQuery, BasicEntry, event_types, find_entries, log_basic};
 pub use ingest::ingest;
 pub use metrics::rollup;

@@ -7,7 +7,7 @@ use entity::audit_logs;
 use entity::sea_orm_active_enums::{AuditOutcome, RiskLevel};
 use gatehouse::Error;
 use gatehouse::audit::ingest::{columns_per_row, max_binds, rows_per_statement};
-use gatehouse::audit::{AuditEntry, ingest};
+use gatehouse::audit::{AuditEntry, ingest, ingest_pooled};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     TransactionTrait,
@@ -23,6 +23,8 @@ backend_tests!(run_migrated:
     a_database_error_in_a_later_statement_writes_nothing,
     statements_split_at_the_bind_limit,
     ingest_nests_in_the_callers_transaction,
+    pooled_ingest_reads_back_intact,
+    pooled_ingest_is_all_or_nothing,
 );
 
 /// Now, at the microsecond precision the databases keep.
@@ -334,4 +336,51 @@ async fn ingest_nests_in_the_callers_transaction(t: TestDb) {
     txn.commit().await.unwrap();
     assert_eq!(t.count("audit_logs").await, 11);
     assert_eq!(t.count("audit_logs WHERE event_type = 'caller'").await, 1);
+}
+
+/// `ingest_pooled` (binary COPY on PostgreSQL, `ingest` elsewhere): every
+/// value of every row read back as written.
+async fn pooled_ingest_reads_back_intact(t: TestDb) {
+    const ROWS: usize = 3_000;
+    let user = insert_user(&t, "importer").await.id;
+    let (t0, now) = (now() - Duration::days(30), now());
+    let entries: Vec<AuditEntry> = (0..ROWS).map(|i| entry(i, user, t0)).collect();
+
+    assert_eq!(
+        ingest_pooled(&t.db, &entries, now).await.unwrap(),
+        ROWS as u64
+    );
+
+    let rows = audit_logs::Entity::find().all(&t.db).await.unwrap();
+    assert_eq!(rows.len(), ROWS);
+    let mut seen = vec![false; ROWS];
+    for row in &rows {
+        let i: usize = row.action["action-".len()..].parse().unwrap();
+        assert_row(row, i, user, t0, now);
+        seen[i] = true;
+    }
+    assert!(seen.iter().all(|s| *s));
+    assert_eq!(
+        t.count("(SELECT DISTINCT id FROM audit_logs) AS d").await,
+        ROWS as i64
+    );
+    assert_eq!(ingest_pooled(&t.db, &[], now).await.unwrap(), 0);
+}
+
+async fn pooled_ingest_is_all_or_nothing(t: TestDb) {
+    let now = now();
+    let user = insert_user(&t, "importer").await.id;
+    let mut entries: Vec<AuditEntry> = (0..5_000).map(|i| entry(i, user, now)).collect();
+    entries[4_321] = AuditEntry::new("import", "bad").http("GET", "/", 42);
+    let err = ingest_pooled(&t.db, &entries, now).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput { field: "status_code", reason } if reason.starts_with("entry 4321:")),
+        "{err:?}"
+    );
+    // Valid input the database refuses, in the last row.
+    entries[4_321] = entry(4_321, user, now);
+    entries[4_999] = AuditEntry::new("import", "ghost").user(Uuid::now_v7());
+    let err = ingest_pooled(&t.db, &entries, now).await.unwrap_err();
+    assert!(matches!(err, Error::Reference(_)), "{err:?}");
+    assert_eq!(t.count("audit_logs").await, 0);
 }
