@@ -39,9 +39,14 @@ pub enum Error {
     /// Over a rate limit: try again after `retry_after_secs`.
     #[error("rate limited, retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
-    /// A row with the same unique value exists already.
-    #[error("conflict: {0}")]
-    Conflict(String),
+    /// A row with the same unique value exists already: `field` names what
+    /// is taken (`email`, `username`, `role`, ...), `message` says so in words
+    /// a person can act on. Never the database's own text.
+    #[error("{message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
     /// The row refers to a row that does not exist (or is still referred to).
     #[error("reference violation: {0}")]
     Reference(String),
@@ -66,12 +71,83 @@ impl From<DbErr> for Error {
     /// Constraint violations become their own variants; everything else stays a `Db` error.
     fn from(err: DbErr) -> Self {
         match constraint_violation(&err) {
-            Some(Constraint::Unique) => Self::Conflict(err.to_string()),
-            Some(Constraint::ForeignKey) => Self::Reference(err.to_string()),
-            Some(Constraint::Check | Constraint::NotNull) => Self::Invalid(err.to_string()),
+            Some(Constraint::Unique) => {
+                let (field, message) = unique_conflict(&err);
+                Self::Conflict {
+                    field,
+                    message: message.to_owned(),
+                }
+            }
+            Some(Constraint::ForeignKey) => Self::Reference(
+                "it refers to a record that does not exist, or a record still refers to it".into(),
+            ),
+            Some(Constraint::Check | Constraint::NotNull) => {
+                Self::Invalid("a value is outside what the schema allows".into())
+            }
             None => Self::Db(err),
         }
     }
+}
+
+impl Error {
+    /// A conflict on `field`, described by `message`.
+    pub fn conflict(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Which unique value a unique violation is about, as (field, message): read
+/// from the constraint or index the database names (PostgreSQL reports it;
+/// MySQL/MariaDB and SQLite name it in their message), never shown as is.
+fn unique_conflict(err: &DbErr) -> (&'static str, &'static str) {
+    let key = violated_key(err).unwrap_or_default().to_ascii_lowercase();
+    const KNOWN: &[(&[&str], &str, &str)] = &[
+        (&["users-email", "users.email"], "email", "an account with this email already exists"),
+        (&["users-username", "users.username"], "username", "an account with this username already exists"),
+        (&["roles-name", "roles.name"], "role", "a role with this name already exists"),
+        (&["permissions-name", "permissions.name"], "permission", "a permission with this name already exists"),
+        (&["user_roles"], "role", "the user holds this role already"),
+        (&["role_permissions"], "permission", "the role has this permission already"),
+        (&["mfa_configurations"], "mfa", "MFA is already set up for this user; disable it first"),
+        (&["api_keys"], "api_key", "an API key with this value exists already; issue a new one"),
+        (&["sessions"], "session", "a session with this token exists already; sign in again"),
+        (&["encryption_keys"], "key_version", "another key rotation ran at the same time; check `gatehouse keys list` and run it again if needed"),
+        (&["login_throttles"], "login_attempt", "another login attempt ran at the same time; try again"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(needles, _, _)| needles.iter().any(|n| key.contains(n)))
+        .map_or(
+            ("record", "a record with the same unique value already exists"),
+            |(_, field, message)| (*field, *message),
+        )
+}
+
+/// The constraint, index or `table.column` list a unique violation names.
+fn violated_key(err: &DbErr) -> Option<String> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return None;
+    };
+    let sqlx::Error::Database(e) = e.as_ref() else {
+        return None;
+    };
+    if let Some(name) = e.constraint() {
+        return Some(name.to_owned());
+    }
+    let message = e.message();
+    // MySQL/MariaDB: "Duplicate entry '…' for key 'uq-users-email'" (the value
+    // comes first, so read from the end); SQLite: "UNIQUE constraint failed:
+    // users.email" or "…: index 'uq-users-email'".
+    if let Some(at) = message.rfind("for key '") {
+        return Some(message[at + 9..].trim_end_matches('\'').to_owned());
+    }
+    message
+        .find("constraint failed: ")
+        .map(|at| message[at + 19..].to_owned())
 }
 
 /// The kind of integrity constraint a statement violated.

@@ -882,8 +882,9 @@ impl<'k> Sessions<'k> {
                 txn.rollback().await?;
                 retries += 1;
                 if retries > MAX_CLEANUP_RETRIES {
-                    return Err(Error::Conflict(
-                        "session cleanup keeps racing concurrent changes".into(),
+                    return Err(Error::conflict(
+                        "session",
+                        "session cleanup keeps racing concurrent changes; run it again",
                     ));
                 }
                 continue;

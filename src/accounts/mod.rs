@@ -489,8 +489,9 @@ impl<H: PasswordHasher> Accounts<H> {
             .exec(&txn)
             .await?;
         if updated.rows_affected != 1 {
-            return Err(Error::Conflict(
-                "the password was changed concurrently".into(),
+            return Err(Error::conflict(
+                "password",
+                "the password was changed at the same time by another request; sign in again",
             ));
         }
         archive_and_revoke(

@@ -210,9 +210,10 @@ impl<'k> Mfa<'k> {
         .insert(&txn)
         .await
         .map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => {
-                Error::Conflict("MFA is already enabled for this user; disable it first".into())
-            }
+            Error::Conflict { .. } => Error::conflict(
+                "mfa",
+                "MFA is already enabled for this user; disable it first",
+            ),
             other => other,
         })?;
         txn.commit().await?;
@@ -251,7 +252,7 @@ impl<'k> Mfa<'k> {
             .await?
             .ok_or_else(|| Error::NotFound(format!("MFA enrollment of user {user_id}")))?;
         if config.is_verified {
-            return Err(Error::Conflict("MFA is already confirmed".into()));
+            return Err(Error::conflict("mfa", "MFA is already confirmed"));
         }
         let secret = cipher::open(self.data_key, user_id, &config.secret_encrypted)?;
         let step = match totp::match_step(&secret, code, now, config.last_used_step) {

@@ -566,7 +566,7 @@ async fn concurrent_registrations_of_one_email_make_one_account(t: TestDb) {
                 assert_eq!(account.email, "kim@example.com");
                 created += 1;
             }
-            Err(Error::Conflict(_)) => conflicts += 1,
+            Err(Error::Conflict { .. }) => conflicts += 1,
             Err(other) => panic!("expected a conflict, got {other:?}"),
         }
     }
@@ -586,7 +586,7 @@ async fn unicode_forms_of_one_name_are_one_account(t: TestDb) {
         .register(&t.db, new_account("ZOE\u{308}", "zoe.two@example.com"), now)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
     // A legitimate quote is stored literally, and logs in.
     let quoted = accounts
         .register(&t.db, new_account("obrien", "O'Brien@example.com"), now)

@@ -37,7 +37,7 @@ fn assert_unique(err: DbErr) {
         matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))),
         "{err}"
     );
-    assert!(matches!(Error::from(err), Error::Conflict(_)));
+    assert!(matches!(Error::from(err), Error::Conflict { .. }));
 }
 
 async fn email_differing_only_in_case_is_a_unique_violation(t: TestDb) {

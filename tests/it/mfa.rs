@@ -679,12 +679,12 @@ async fn enrollment_rules_and_hostile_input(t: TestDb) {
     .unwrap();
     assert!(matches!(
         mfa.confirm(&t.db, user.id, "123456", t0).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
     assert!(matches!(
         mfa.enroll(&t.db, user.id, "Gatehouse", &user.email, t0)
             .await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
     devices::trust(
         &t.db,

@@ -107,7 +107,7 @@ async fn expired_grants_give_no_permission(t: TestDb) {
     );
     assert!(matches!(
         rbac::grant_role_bootstrap(&t.db, nora.id, moderator, None, later).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
     assert!(matches!(
         rbac::grant_role_bootstrap(&t.db, nora.id, moderator, Some(later), later).await,
@@ -266,7 +266,7 @@ async fn system_roles_cannot_be_deleted_and_custom_roles_are_managed(t: TestDb) 
     for taken in ["auditor", "AUDITOR"] {
         assert!(matches!(
             rbac::create_role(&t.db, taken, None, 5, now).await,
-            Err(Error::Conflict(_))
+            Err(Error::Conflict { .. })
         ));
     }
     for level in [-1, 101, i32::MAX] {
@@ -287,7 +287,7 @@ async fn system_roles_cannot_be_deleted_and_custom_roles_are_managed(t: TestDb) 
         .unwrap();
     assert!(matches!(
         rbac::add_permission(&t.db, auditor.id, "audit.read", now).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
     assert!(matches!(
         rbac::add_permission(&t.db, auditor.id, "audit.write", now).await,
