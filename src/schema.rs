@@ -599,6 +599,7 @@ pub fn entity_tables() -> BTreeMap<String, Vec<EntityColumn>> {
         table::<data_classification::Entity>(),
         table::<encryption_keys::Entity>(),
         table::<failed_login_attempts::Entity>(),
+        table::<login_throttles::Entity>(),
         table::<mfa_backup_codes::Entity>(),
         table::<mfa_configurations::Entity>(),
         table::<mfa_trusted_devices::Entity>(),

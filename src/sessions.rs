@@ -456,6 +456,20 @@ impl<'k> Sessions<'k> {
     where
         C: ConnectionTrait + TransactionTrait,
     {
+        let txn = db.begin().await?;
+        let created = self.insert(&txn, user_id, client, now).await?;
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    /// [`Self::create`] inside the caller's transaction (a login's).
+    pub(crate) async fn insert<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        user_id: Uuid,
+        client: Client<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedSession, Error> {
         let client = client.check()?;
         let now = now.trunc_subsecs(6);
         let token = SessionToken::generate();
@@ -479,7 +493,6 @@ impl<'k> Sessions<'k> {
             risk_score: 0,
         };
         session.security_hash = Some(self.seal(&session));
-        let txn = db.begin().await?;
         sessions::Entity::insert(sessions::ActiveModel {
             id: Set(session.id),
             user_id: Set(session.user_id),
@@ -499,10 +512,10 @@ impl<'k> Sessions<'k> {
             last_validated_at: Set(None),
             risk_score: Set(0),
         })
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
         audit(
-            &txn,
+            txn,
             &session,
             SessionEvent::Created,
             None,
@@ -511,7 +524,6 @@ impl<'k> Sessions<'k> {
             now,
         )
         .await?;
-        txn.commit().await?;
         Ok(CreatedSession { token, session })
     }
 
@@ -774,35 +786,7 @@ impl<'k> Sessions<'k> {
     where
         C: ConnectionTrait + TransactionTrait,
     {
-        check_reason(reason)?;
-        let now = now.trunc_subsecs(6);
-        let txn = db.begin().await?;
-        let mut live = sessions::Entity::find()
-            .filter(sessions::Column::UserId.eq(user_id))
-            .filter(sessions::Column::IsRevoked.eq(false));
-        if let Some(keep) = keep {
-            live = live.filter(sessions::Column::Id.ne(keep));
-        }
-        let live = live.all(&txn).await?;
-        let mut revoked = 0;
-        for chunk in live.chunks(batch_len(self.policy.cleanup_batch)) {
-            let ids: Vec<Uuid> = chunk.iter().map(|s| s.id).collect();
-            let result = revoke_update(now, reason)
-                .filter(sessions::Column::Id.is_in(ids))
-                .filter(sessions::Column::IsRevoked.eq(false))
-                .exec(&txn)
-                .await?;
-            revoked += result.rows_affected;
-            session_audit_log::Entity::insert_many(
-                chunk
-                    .iter()
-                    .map(|s| audit_row(s, SessionEvent::Revoked, Some(reason), None, None, now)),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        txn.commit().await?;
-        Ok(revoked)
+        revoke_sessions(db, user_id, keep, reason, now).await
     }
 
     /// Deletes expired, revoked, unsealed and risky sessions in batches,
@@ -933,8 +917,60 @@ impl<'k> Sessions<'k> {
     }
 }
 
-fn batch_len(batch: u64) -> usize {
-    usize::try_from(batch).unwrap_or(usize::MAX).max(1)
+/// Sessions [`revoke_sessions`] revokes per statement.
+const REVOKE_BATCH: usize = 1000;
+
+/// The one way a user's sessions are revoked (operator, lock, deletion,
+/// password change or reset, MFA change, role revocation, sign-out
+/// everywhere): every live session of `user_id` but `keep` is marked revoked
+/// with its seal cleared, so that flipping `is_revoked` back in the database
+/// makes it fail as tampered, and each gets a `revoked` row in
+/// `session_audit_log` with `reason`, in one transaction (a savepoint inside
+/// the caller's). Sessions created while it runs are not affected. Returns
+/// how many were revoked.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for an empty, overlong or control-character
+/// reason; a database error (nothing is revoked then).
+pub async fn revoke_sessions<C>(
+    db: &C,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    check_reason(reason)?;
+    let now = now.trunc_subsecs(6);
+    let txn = db.begin().await?;
+    let mut live = sessions::Entity::find()
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::IsRevoked.eq(false));
+    if let Some(keep) = keep {
+        live = live.filter(sessions::Column::Id.ne(keep));
+    }
+    let live = live.all(&txn).await?;
+    let mut revoked = 0;
+    for chunk in live.chunks(REVOKE_BATCH) {
+        let ids: Vec<Uuid> = chunk.iter().map(|s| s.id).collect();
+        let result = revoke_update(now, reason)
+            .filter(sessions::Column::Id.is_in(ids))
+            .filter(sessions::Column::IsRevoked.eq(false))
+            .exec(&txn)
+            .await?;
+        revoked += result.rows_affected;
+        session_audit_log::Entity::insert_many(
+            chunk
+                .iter()
+                .map(|s| audit_row(s, SessionEvent::Revoked, Some(reason), None, None, now)),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(revoked)
 }
 
 /// `UPDATE sessions SET` revoked now for `reason`, the seal cleared.

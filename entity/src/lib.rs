@@ -11,6 +11,7 @@ pub mod audit_logs;
 pub mod data_classification;
 pub mod encryption_keys;
 pub mod failed_login_attempts;
+pub mod login_throttles;
 pub mod mfa_backup_codes;
 pub mod mfa_configurations;
 pub mod mfa_trusted_devices;

@@ -6,6 +6,7 @@ pub use super::audit_logs::Entity as AuditLogs;
 pub use super::data_classification::Entity as DataClassification;
 pub use super::encryption_keys::Entity as EncryptionKeys;
 pub use super::failed_login_attempts::Entity as FailedLoginAttempts;
+pub use super::login_throttles::Entity as LoginThrottles;
 pub use super::mfa_backup_codes::Entity as MfaBackupCodes;
 pub use super::mfa_configurations::Entity as MfaConfigurations;
 pub use super::mfa_trusted_devices::Entity as MfaTrustedDevices;

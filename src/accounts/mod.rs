@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use entity::sea_orm_active_enums::AttemptKind;
-use entity::{mfa_configurations, password_history, sessions, user_roles, users};
+use entity::{mfa_configurations, password_history, user_roles, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
@@ -326,16 +326,17 @@ impl<H: PasswordHasher> Accounts<H> {
         Ok(user.into())
     }
 
-    /// Checks a password login. Unknown, deleted and inactive accounts take
-    /// the same path as a wrong password. Every failure is recorded in
-    /// `failed_login_attempts`; the policy's N-th failure locks the account.
-    /// On success the hash is renewed if the hasher's parameters changed,
-    /// and the login is recorded ([`lockout::record_success`]). No session is made.
+    /// A password-only login without a session (see [`crate::login`] for the
+    /// steps): the attempt takes its slot before the one Argon2 verification,
+    /// a failure is recorded, and a success clears the counts and records
+    /// `last_login_*` with the `login` audit row in one transaction. An
+    /// account with MFA answers [`Error::MfaRequired`]: sign it in with
+    /// [`crate::login::login`], which checks the second factor.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a malformed identifier or password (nothing
-    /// recorded), [`Error::Locked`] for a locked account (or when this failure
-    /// locked it), [`Error::InvalidCredentials`] otherwise.
+    /// [`Error::InvalidInput`] for a malformed identifier, password or client
+    /// (nothing recorded), [`Error::RateLimited`] when the source must wait,
+    /// [`Error::MfaRequired`], [`Error::InvalidCredentials`] otherwise.
     pub async fn authenticate<C>(
         &self,
         db: &C,
@@ -345,76 +346,15 @@ impl<H: PasswordHasher> Accounts<H> {
     where
         C: ConnectionTrait + TransactionTrait,
     {
-        let identifier = validate::identifier(credentials.identifier)?;
-        let password: SecretString = validate::password_form(credentials.password)?.into();
-        let found = match &identifier {
-            Identifier::Email(email) => users::Entity::find().filter(ci_eq(
-                db.get_database_backend(),
-                users::Column::Email,
-                email,
-            )),
-            Identifier::Username(name) => users::Entity::find().filter(ci_eq(
-                db.get_database_backend(),
-                users::Column::Username,
-                name,
-            )),
-        }
-        .one(db)
-        .await?;
-        let failure = |user_id, reason| Failure {
-            user_id,
-            identifier: identifier.as_str(),
-            kind: AttemptKind::Password,
-            ip_address: credentials.ip_address,
-            user_agent: credentials.user_agent,
-            reason,
-        };
-        let Some(user) = found.as_ref().filter(|u| is_live(u)) else {
-            // The same one verification a known account costs.
-            self.verify(password, self.dummy_hash.to_string()).await?;
-            let reason = if found.is_some() {
-                "account disabled"
-            } else {
-                "unknown account"
-            };
-            lockout::record_failure(
-                db,
-                &self.policy.lockout,
-                failure(found.map(|u| u.id), reason),
-                now,
-            )
-            .await?;
-            return Err(Error::InvalidCredentials);
-        };
-        lockout::ensure_not_locked(user, now)?;
-        if !self
-            .verify(password.clone(), user.password_hash.clone())
+        let request = crate::login::password_only(
+            credentials.identifier,
+            credentials.password,
+            credentials.ip_address,
+            credentials.user_agent,
+        );
+        Ok(crate::login::sign_in(db, self, None, None, request, now)
             .await?
-        {
-            let locked = lockout::record_failure(
-                db,
-                &self.policy.lockout,
-                failure(Some(user.id), "wrong password"),
-                now,
-            )
-            .await?;
-            return Err(match locked {
-                Some(until) => Error::Locked { until: Some(until) },
-                None => Error::InvalidCredentials,
-            });
-        }
-        if self.hasher.needs_rehash(&user.password_hash) {
-            let renewed = self.hash(password).await?;
-            // Only if the password did not change in the meantime.
-            users::Entity::update_many()
-                .col_expr(users::Column::PasswordHash, Expr::value(renewed))
-                .filter(users::Column::Id.eq(user.id))
-                .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
-                .exec(db)
-                .await?;
-        }
-        lockout::record_success(db, user.id, credentials.ip_address, now).await?;
-        get(db, user.id).await
+            .account)
     }
 
     /// Changes a password after checking the current one. The new one must
@@ -448,10 +388,19 @@ impl<H: PasswordHasher> Accounts<H> {
             &[&user.email, &user.username],
         )?
         .into();
-        lockout::ensure_not_locked(&user, now)?;
-        if !self.verify(current, user.password_hash.clone()).await? {
-            let locked = lockout::record_failure(
-                db,
+        // The current password is a secret an attacker holding a session may
+        // guess: it takes a slot like a login and counts when wrong.
+        let attempt = lockout::claim(db, &self.policy.lockout, user.id, "", None, now).await?;
+        let unlocked = attempt.account_counted && !lockout::is_locked(&user, now);
+        let phc = if unlocked {
+            user.password_hash.clone()
+        } else {
+            self.dummy_hash()
+        };
+        if !(self.verify(current, phc).await? && unlocked) {
+            let txn = db.begin().await?;
+            lockout::record_failure(
+                &txn,
                 &self.policy.lockout,
                 Failure {
                     user_id: Some(user.id),
@@ -464,11 +413,10 @@ impl<H: PasswordHasher> Accounts<H> {
                 now,
             )
             .await?;
-            return Err(match locked {
-                Some(until) => Error::Locked { until: Some(until) },
-                None => Error::InvalidCredentials,
-            });
+            txn.commit().await?;
+            return Err(Error::InvalidCredentials);
         }
+        lockout::release(db, &attempt).await?;
         self.ensure_not_reused(db, &user, &new).await?;
         let new_hash = self.hash(new).await?;
         let txn = db.begin().await?;
@@ -676,13 +624,18 @@ impl<H: PasswordHasher> Accounts<H> {
         Ok(())
     }
 
-    async fn hash(&self, password: SecretString) -> Result<String, Error> {
+    /// The hash unknown and unusable accounts are verified against.
+    pub(crate) fn dummy_hash(&self) -> String {
+        self.dummy_hash.to_string()
+    }
+
+    pub(crate) async fn hash(&self, password: SecretString) -> Result<String, Error> {
         let hasher = Arc::clone(&self.hasher);
         let _turn = self.hashing_turn().await;
         blocking(move || hasher.hash(password.expose_secret())).await
     }
 
-    async fn verify(&self, password: SecretString, phc: String) -> Result<bool, Error> {
+    pub(crate) async fn verify(&self, password: SecretString, phc: String) -> Result<bool, Error> {
         let hasher = Arc::clone(&self.hasher);
         let _turn = self.hashing_turn().await;
         blocking(move || hasher.verify(password.expose_secret(), &phc)).await
@@ -694,6 +647,18 @@ impl<H: PasswordHasher> Accounts<H> {
             .acquire()
             .await
             .expect("the hashing semaphore is never closed")
+    }
+}
+
+/// The condition that finds the account an identifier names, in the form the
+/// backend's unique index serves.
+pub(crate) fn identifier_condition(
+    backend: sea_orm::DbBackend,
+    identifier: &Identifier,
+) -> sea_orm::sea_query::SimpleExpr {
+    match identifier {
+        Identifier::Email(email) => ci_eq(backend, users::Column::Email, email),
+        Identifier::Username(name) => ci_eq(backend, users::Column::Username, name),
     }
 }
 
@@ -826,7 +791,7 @@ async fn min_password_chars<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result
 
 /// After a password change: keeps the old hash in `password_history` (the
 /// newest [`PASSWORD_HISTORY_DEPTH`] only) and revokes every session.
-async fn archive_and_revoke<C: ConnectionTrait>(
+async fn archive_and_revoke<C: ConnectionTrait + TransactionTrait>(
     txn: &C,
     user: &users::Model,
     changed_by: Option<Uuid>,
@@ -864,21 +829,19 @@ async fn archive_and_revoke<C: ConnectionTrait>(
     revoke_sessions(txn, user.id, revoke_reason, now).await
 }
 
-/// Revokes every live session of the account.
-async fn revoke_sessions<C: ConnectionTrait>(
+/// Revokes every session of the account (through the one revocation path,
+/// which clears seals and audits each) and every trusted device.
+async fn revoke_sessions<C>(
     db: &C,
     user_id: Uuid,
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
-    sessions::Entity::update_many()
-        .col_expr(sessions::Column::IsRevoked, Expr::value(true))
-        .col_expr(sessions::Column::RevokedAt, Expr::value(now))
-        .col_expr(sessions::Column::RevokedReason, Expr::value(reason))
-        .filter(sessions::Column::UserId.eq(user_id))
-        .filter(sessions::Column::IsRevoked.eq(false))
-        .exec(db)
-        .await?;
+) -> Result<(), Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    crate::sessions::revoke_sessions(db, user_id, None, reason, now).await?;
+    crate::mfa::devices::revoke_all(db, user_id, now).await?;
     Ok(())
 }
 

@@ -86,8 +86,8 @@ pub async fn rollup<C: ConnectionTrait>(
     let lockouts = users::Entity::find()
         .filter(within(
             users::Column::LockedUntil,
-            start + lockout.lock_duration,
-            end + lockout.lock_duration,
+            start + lockout.account_lock,
+            end + lockout.account_lock,
         ))
         .count(db)
         .await?;

@@ -87,7 +87,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
                 return Ok(ExitCode::SUCCESS);
             }
             let backup_codes = mfa
-                .confirm(&ctx.db, user.id, code.expose_secret(), ctx.now)
+                .confirm(&ctx.db, user.id, code.expose_secret(), None, ctx.now)
                 .await
                 .map_err(|err| match err {
                     crate::Error::NotFound(_) => Failure::Denied(format!(

@@ -6,9 +6,9 @@
 //! [`Mfa::confirm`] with a first valid code enables it and issues ten backup
 //! codes; at login [`Mfa::verify_totp`] or [`Mfa::verify_backup_code`] checks
 //! the second factor, and [`devices`] lets a device skip it for a while.
-//! Failed codes count towards the account's lockout per factor
-//! ([`crate::lockout`]); completing the login (and so clearing the counters
-//! with [`crate::lockout::record_success`]) is the caller's step. After
+//! Every code check takes a throttling slot first and a failed one is
+//! recorded per factor ([`crate::lockout`]); a login's second factor is
+//! checked and consumed by [`crate::login`], inside the login's transaction. After
 //! `DATA_ENCRYPTION_KEY` changes, [`Mfa::reencrypt_secrets`] moves the stored
 //! secrets to the new key.
 
@@ -86,6 +86,9 @@ pub(crate) fn check_text(field: &'static str, value: &str, max_chars: usize) -> 
     }
     Ok(())
 }
+
+/// Revocation reason of the sessions an MFA change ends.
+pub const REASON_MFA_CHANGED: &str = "mfa changed";
 
 /// Configurations [`Mfa::reencrypt_secrets`] reads per query.
 pub const REENCRYPT_BATCH: u64 = 500;
@@ -225,8 +228,10 @@ impl<'k> Mfa<'k> {
     }
 
     /// Confirms enrollment with a first valid code: the configuration becomes
-    /// verified and enabled, the code's step is used up, and ten backup codes
-    /// are issued (returned once). A wrong code here is not counted towards
+    /// verified and enabled, the code's step is used up, ten backup codes
+    /// are issued (returned once), and every other session of the user
+    /// (all but `keep`, the session making the change) is revoked, in one
+    /// transaction: a session an attacker opened before MFA does not outlive it. A wrong code here is not counted towards
     /// lockout: the user holds the secret already, so guessing gains nothing.
     ///
     /// # Errors
@@ -239,6 +244,7 @@ impl<'k> Mfa<'k> {
         db: &C,
         user_id: Uuid,
         code: &str,
+        keep: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<BackupCodes, Error>
     where
@@ -276,17 +282,25 @@ impl<'k> Mfa<'k> {
             return Err(Error::Replayed);
         }
         let codes = backup::replace_unused(&txn, self.hmac_key, user_id, now).await?;
+        crate::sessions::revoke_sessions(&txn, user_id, keep, REASON_MFA_CHANGED, now).await?;
         txn.commit().await?;
         Ok(codes)
     }
 
     /// Turns MFA off for `user_id`: removes the configuration (and with it
     /// the encrypted secret), the backup codes and the trusted devices, in
-    /// one transaction. Re-authenticating the user first is the caller's duty.
+    /// one transaction, and revokes every other session of the user (all but
+    /// `keep`). Re-authenticating the user first is the caller's duty.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the user has no MFA configuration.
-    pub async fn disable<C>(&self, db: &C, user_id: Uuid) -> Result<(), Error>
+    pub async fn disable<C>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>
     where
         C: ConnectionTrait + TransactionTrait,
     {
@@ -308,6 +322,7 @@ impl<'k> Mfa<'k> {
                 "MFA configuration of user {user_id}"
             )));
         }
+        crate::sessions::revoke_sessions(&txn, user_id, keep, REASON_MFA_CHANGED, now).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -328,17 +343,20 @@ impl<'k> Mfa<'k> {
         }
     }
 
-    /// Checks a TOTP code at login. A code is accepted for the current step
-    /// or one either side, and only for a step later than any accepted
-    /// before; the step is recorded with a conditional `UPDATE`, so of two
-    /// concurrent verifications of one code exactly one succeeds. A wrong
-    /// code is recorded as an OTP failure and may lock the account.
+    /// Checks a TOTP code outside a login (a step-up check before a
+    /// sensitive action). Like a login's second factor, the check first takes
+    /// a slot for the user and the client's source ([`lockout::claim`]), so
+    /// guesses are throttled and counted; a right code gives the slot back. A
+    /// code is accepted for the current step or one either side, and only for
+    /// a step later than any accepted before; the step is recorded with a
+    /// conditional `UPDATE`, so of two concurrent verifications of one code
+    /// exactly one succeeds.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed code or client info (nothing
     /// recorded); [`Error::NotFound`] for an unknown user or one without
-    /// enabled MFA; [`Error::Locked`] for a locked account, or when this
-    /// failure locks it; [`Error::InvalidCredentials`] for a wrong code;
+    /// enabled MFA; [`Error::RateLimited`] when the source must wait;
+    /// [`Error::InvalidCredentials`] for a wrong code or a locked account;
     /// [`Error::Replayed`] for a code of a used step; [`Error::Integrity`]
     /// when the stored secret does not decrypt under the configured key.
     pub async fn verify_totp<C>(
@@ -353,51 +371,43 @@ impl<'k> Mfa<'k> {
         C: ConnectionTrait + TransactionTrait,
     {
         let code = totp::parse_code(code)?;
-        client.validate()?;
-        let user = load_user(db, user_id).await?;
-        lockout::ensure_not_locked(&user, now)?;
+        let (user, attempt) = self.claim(db, user_id, client, now).await?;
         let config = enabled_config(db, user_id).await?;
-        let secret = cipher::open(self.data_key, user_id, &config.secret_encrypted)?;
-        match totp::match_step(&secret, code, now, config.last_used_step) {
-            totp::StepMatch::Fresh(step) => {
-                let updated = Entity::update_many()
-                    .col_expr(Column::LastUsedStep, Expr::value(step))
-                    .col_expr(Column::LastUsedAt, Expr::value(now))
-                    .col_expr(Column::UpdatedAt, Expr::value(now))
-                    .filter(Column::Id.eq(config.id))
-                    .filter(step_is_fresh(step))
-                    .exec(db)
-                    .await?;
-                if updated.rows_affected == 1 {
-                    Ok(())
-                } else {
-                    Err(Error::Replayed)
+        let usable = attempt.account_counted && !lockout::is_locked(&user, now);
+        let found = self.match_code(&config, code, now)?;
+        let refused = match found {
+            totp::StepMatch::Fresh(step) if usable => {
+                if Self::use_step(db, config.id, step, now).await? {
+                    lockout::release(db, &attempt).await?;
+                    return Ok(());
                 }
+                // Another check used this step first: a replay.
+                lockout::release(db, &attempt).await?;
+                return Err(Error::Replayed);
             }
-            totp::StepMatch::Replayed => Err(Error::Replayed),
-            totp::StepMatch::NoMatch => Err(self
-                .fail(
-                    db,
-                    &user,
-                    AttemptKind::Otp,
-                    client,
-                    "wrong one-time code",
-                    now,
-                )
-                .await?),
-        }
+            // A used code is no guess: the slot goes back, nothing is recorded.
+            totp::StepMatch::Replayed if usable => {
+                lockout::release(db, &attempt).await?;
+                return Err(Error::Replayed);
+            }
+            _ if !usable => ("account locked", Error::InvalidCredentials),
+            _ => ("wrong one-time code", Error::InvalidCredentials),
+        };
+        Err(self
+            .fail(db, &user, AttemptKind::Otp, client, refused, now)
+            .await?)
     }
 
-    /// Checks a backup code at login and uses it up: one conditional `UPDATE`
-    /// marks it used only if it was unused. A second use of a code gives
+    /// Checks a backup code outside a login and uses it up, throttled and
+    /// counted like [`Self::verify_totp`]: one conditional `UPDATE` marks it
+    /// used only if it was unused. A second use of a code gives
     /// [`Error::Replayed`] (the user holds the code, so saying it is spent
-    /// tells them what to do and an attacker nothing new); an unknown code is
-    /// recorded as a backup-code failure and may lock the account.
+    /// tells them what to do and an attacker nothing new).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for text that cannot be a code or bad client
     /// info; [`Error::NotFound`] for an unknown user or one without enabled
-    /// MFA; [`Error::Locked`]; [`Error::InvalidCredentials`];
+    /// MFA; [`Error::RateLimited`]; [`Error::InvalidCredentials`];
     /// [`Error::Replayed`].
     pub async fn verify_backup_code<C>(
         &self,
@@ -411,24 +421,89 @@ impl<'k> Mfa<'k> {
         C: ConnectionTrait + TransactionTrait,
     {
         let normalized = backup::normalize(code)?;
-        client.validate()?;
-        let user = load_user(db, user_id).await?;
-        lockout::ensure_not_locked(&user, now)?;
+        let (user, attempt) = self.claim(db, user_id, client, now).await?;
         enabled_config(db, user_id).await?;
-        match backup::consume(db, self.hmac_key, user_id, &normalized, now).await? {
-            backup::Consumed::Now => Ok(()),
-            backup::Consumed::Before => Err(Error::Replayed),
-            backup::Consumed::Unknown => Err(self
-                .fail(
-                    db,
-                    &user,
-                    AttemptKind::BackupCode,
-                    client,
-                    "wrong backup code",
-                    now,
-                )
-                .await?),
-        }
+        let refused = if attempt.account_counted && !lockout::is_locked(&user, now) {
+            match self.use_backup_code(db, user_id, &normalized, now).await? {
+                backup::Consumed::Now => {
+                    lockout::release(db, &attempt).await?;
+                    return Ok(());
+                }
+                backup::Consumed::Before => {
+                    lockout::release(db, &attempt).await?;
+                    return Err(Error::Replayed);
+                }
+                backup::Consumed::Unknown => ("wrong backup code", Error::InvalidCredentials),
+            }
+        } else {
+            ("account locked", Error::InvalidCredentials)
+        };
+        Err(self
+            .fail(db, &user, AttemptKind::BackupCode, client, refused, now)
+            .await?)
+    }
+
+    /// How `code` compares with the configuration's secret around `now`.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] when the stored secret does not decrypt.
+    pub(crate) fn match_code(
+        &self,
+        config: &mfa_configurations::Model,
+        code: u32,
+        now: DateTime<Utc>,
+    ) -> Result<totp::StepMatch, Error> {
+        let secret = cipher::open(self.data_key, config.user_id, &config.secret_encrypted)?;
+        Ok(totp::match_step(&secret, code, now, config.last_used_step))
+    }
+
+    /// Records `step` as the configuration's last used one, if it is later
+    /// than any used before; whether it was.
+    pub(crate) async fn use_step<C: ConnectionTrait>(
+        db: &C,
+        config_id: Uuid,
+        step: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let updated = Entity::update_many()
+            .col_expr(Column::LastUsedStep, Expr::value(step))
+            .col_expr(Column::LastUsedAt, Expr::value(now))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(config_id))
+            .filter(step_is_fresh(step))
+            .exec(db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// Uses up the normalized backup code of `user_id`, if it is unused.
+    pub(crate) async fn use_backup_code<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        normalized: &str,
+        now: DateTime<Utc>,
+    ) -> Result<backup::Consumed, Error> {
+        backup::consume(db, self.hmac_key, user_id, normalized, now).await
+    }
+
+    /// Takes a slot for a standalone code check of `user_id` from `client`.
+    async fn claim<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        client: ClientInfo<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(users::Model, lockout::Attempt), Error> {
+        client.validate()?;
+        let ip = client
+            .ip_address
+            .map(crate::sessions::parse_ip)
+            .transpose()?;
+        let user = load_user(db, user_id).await?;
+        let source = lockout::source_key(ip);
+        let attempt = lockout::claim(db, &self.lockout, user.id, &source, None, now).await?;
+        Ok((user, attempt))
     }
 
     /// Replaces the user's unused backup codes with ten new ones, atomically;
@@ -519,16 +594,15 @@ impl<'k> Mfa<'k> {
         Ok(report)
     }
 
-    /// Records a failed second factor and says what the caller gets:
-    /// [`Error::Locked`] when this failure locked the account, otherwise
-    /// [`Error::InvalidCredentials`].
+    /// Records a failed second factor in one transaction and gives back the
+    /// error the caller returns.
     async fn fail<C>(
         &self,
         db: &C,
         user: &users::Model,
         kind: AttemptKind,
         client: ClientInfo<'_>,
-        reason: &str,
+        (reason, answer): (&str, Error),
         now: DateTime<Utc>,
     ) -> Result<Error, Error>
     where
@@ -542,12 +616,10 @@ impl<'k> Mfa<'k> {
             user_agent: client.user_agent,
             reason,
         };
-        Ok(
-            match lockout::record_failure(db, &self.lockout, failure, now).await? {
-                Some(until) => Error::Locked { until: Some(until) },
-                None => Error::InvalidCredentials,
-            },
-        )
+        let txn = db.begin().await?;
+        lockout::record_failure(&txn, &self.lockout, failure, now).await?;
+        txn.commit().await?;
+        Ok(answer)
     }
 }
 

@@ -566,9 +566,9 @@ async fn metrics_rollup_is_exact_and_idempotent(t: TestDb) {
     let old = user_created(&t, "old", before).await;
     let next = user_created(&t, "next", end).await;
     // Lockouts: u1's lock began that day at 10:00; old's began the day before.
-    lock_until(&t, u1.clone(), inside(10) + policy.lock_duration).await;
+    lock_until(&t, u1.clone(), inside(10) + policy.account_lock).await;
     lock_until(&t, old.clone(), start + Duration::minutes(5)).await;
-    lock_until(&t, next.clone(), end + policy.lock_duration).await;
+    lock_until(&t, next.clone(), end + policy.account_lock).await;
 
     // Audit: 3 successful logins, 1 failed, 2 suspicious rows, boundaries outside.
     for (h, outcome, ip) in [

@@ -11,8 +11,8 @@ async fn live_schema_matches_entities(t: TestDb) {
     let live = introspect(&t.db).await.unwrap();
     assert_eq!(
         live.tables.len(),
-        20,
-        "19 tables and seaql_migrations: {:?}",
+        21,
+        "20 tables and seaql_migrations: {:?}",
         live.tables.keys()
     );
     let problems = drift(t.db_backend(), &live);

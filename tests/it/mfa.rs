@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use data_encoding::BASE32_NOPAD;
-use entity::sea_orm_active_enums::{AttemptKind, KeyType};
+use entity::sea_orm_active_enums::KeyType;
 use entity::{mfa_configurations, users};
 use gatehouse::mfa::totp::{self, TotpSecret};
 use gatehouse::mfa::{ClientInfo, Mfa, devices};
@@ -71,9 +71,15 @@ async fn enabled(t: &TestDb, mfa: &Mfa<'_>, user: &users::Model, now: DateTime<U
         .await
         .unwrap();
     let secret = TotpSecret::from_bytes(*enrollment.secret().expose());
-    mfa.confirm(&t.db, user.id, &code(&secret, totp::step_at(now)), now)
-        .await
-        .unwrap();
+    mfa.confirm(
+        &t.db,
+        user.id,
+        &code(&secret, totp::step_at(now)),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
     secret
 }
 
@@ -114,12 +120,12 @@ async fn enroll_confirm_and_the_step_window(t: TestDb) {
     ));
 
     assert!(matches!(
-        mfa.confirm(&t.db, user.id, &wrong_code(&secret, s), t0)
+        mfa.confirm(&t.db, user.id, &wrong_code(&secret, s), None, t0)
             .await,
         Err(Error::InvalidCredentials)
     ));
     let codes = mfa
-        .confirm(&t.db, user.id, &code(&secret, s), t0)
+        .confirm(&t.db, user.id, &code(&secret, s), None, t0)
         .await
         .unwrap();
     assert_eq!(codes.len(), 10);
@@ -229,6 +235,7 @@ async fn backup_codes_work_once_and_are_stored_hashed(t: TestDb) {
             &t.db,
             user.id,
             &code(enrollment.secret(), totp::step_at(t0)),
+            None,
             t0,
         )
         .await
@@ -316,82 +323,76 @@ async fn backup_codes_work_once_and_are_stored_hashed(t: TestDb) {
             .await,
         Err(Error::InvalidCredentials)
     ));
-    mfa.verify_backup_code(&t.db, user.id, fresh.expose()[3], CLIENT, later)
+    // Two wrong codes from one source: the next attempt waits the back-off.
+    let backoff = lockout::LockoutPolicy::default().backoff(2);
+    assert!(matches!(
+        mfa.verify_backup_code(&t.db, user.id, fresh.expose()[3], CLIENT, later)
+            .await,
+        Err(Error::RateLimited { .. })
+    ));
+    mfa.verify_backup_code(&t.db, user.id, fresh.expose()[3], CLIENT, later + backoff)
         .await
         .unwrap();
 }
 
 async fn otp_failures_lock_with_their_own_counter(t: TestDb) {
+    // Code guesses are throttled per account and source like passwords: the
+    // source backs off, is shut out after the policy's fifth failure (even
+    // the right code is refused, unverified, and its step stays unused),
+    // while another source still gets in; after the window it may try again.
     let config = config();
     let mfa = Mfa::new(&config);
     let user = insert_user(&t, "frank").await;
     let t0 = step_start();
     let secret = enabled(&t, &mfa, &user, t0).await;
     let policy = lockout::LockoutPolicy::default();
-    let at = t0 + Duration::seconds(totp::PERIOD_SECS);
-    let step = totp::step_at(at);
-    for _ in 0..4 {
-        lockout::record_failure(
-            &t.db,
-            &policy,
-            lockout::Failure {
-                user_id: Some(user.id),
-                identifier: &user.email,
-                kind: AttemptKind::Password,
-                ip_address: None,
-                user_agent: None,
-                reason: "wrong password",
-            },
-            at,
-        )
-        .await
-        .unwrap();
+    let mut at = t0 + Duration::seconds(totp::PERIOD_SECS);
+    for k in 1..=policy.source_max_failures {
+        let step = totp::step_at(at);
         assert!(matches!(
             mfa.verify_totp(&t.db, user.id, &wrong_code(&secret, step), CLIENT, at)
                 .await,
             Err(Error::InvalidCredentials)
         ));
+        // Too soon after a second failure: refused without a verification.
+        if k >= 2 {
+            assert!(matches!(
+                mfa.verify_totp(&t.db, user.id, &code(&secret, step), CLIENT, at)
+                    .await,
+                Err(Error::RateLimited { .. })
+            ));
+        }
+        at += policy.backoff(k);
     }
-    let reloaded = users::Entity::find_by_id(user.id)
-        .one(&t.db)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        lockout::ensure_not_locked(&reloaded, at).is_ok(),
-        "4 + 4 failures do not lock"
-    );
-    assert_eq!(
-        reloaded.failed_login_count, 4,
-        "OTP failures leave the password counter alone"
-    );
-
+    let step = totp::step_at(at);
     let err = mfa
-        .verify_totp(&t.db, user.id, &wrong_code(&secret, step), CLIENT, at)
+        .verify_totp(&t.db, user.id, &code(&secret, step), CLIENT, at)
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Locked { until: Some(u) } if u == at + policy.lock_duration),
+        matches!(err, Error::RateLimited { retry_after_secs } if retry_after_secs > 60),
         "{err}"
     );
-    // Locked: even the right code is refused, and the step is not used up.
-    assert!(matches!(
-        mfa.verify_totp(&t.db, user.id, &code(&secret, step), CLIENT, at)
-            .await,
-        Err(Error::Locked { .. })
-    ));
     assert!(matches!(
         mfa.verify_backup_code(&t.db, user.id, "00000-00000", CLIENT, at)
             .await,
-        Err(Error::Locked { .. })
+        Err(Error::RateLimited { .. })
     ));
     assert_eq!(
         t.count("failed_login_attempts WHERE attempt_kind = 'otp' AND identifier = 'frank@example.com' AND ip_address = '203.0.113.9'")
             .await,
-        5
+        i64::from(policy.source_max_failures)
     );
-    // After the lock the right code works again.
-    let after = at + policy.lock_duration + Duration::seconds(1);
+    // The owner from another network is not locked out.
+    let elsewhere = ClientInfo {
+        ip_address: Some("198.51.100.20"),
+        user_agent: None,
+    };
+    mfa.verify_totp(&t.db, user.id, &code(&secret, step), elsewhere, at)
+        .await
+        .unwrap();
+    // After the window the first source gets in with the right code.
+    let after = at + policy.source_window + Duration::seconds(totp::PERIOD_SECS);
     mfa.verify_totp(
         &t.db,
         user.id,
@@ -417,7 +418,7 @@ async fn secrets_are_bound_to_the_key_and_the_user(t: TestDb) {
         .unwrap();
     let other = Config::from_values(HMAC_HEX, OTHER_DATA_HEX).unwrap();
     let err = Mfa::new(&other)
-        .confirm(&t.db, grace.id, &code(enrollment.secret(), s), t0)
+        .confirm(&t.db, grace.id, &code(enrollment.secret(), s), None, t0)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Integrity(_)), "{err}");
@@ -425,7 +426,7 @@ async fn secrets_are_bound_to_the_key_and_the_user(t: TestDb) {
         !config_row(&t, grace.id).await.is_verified,
         "nothing changed"
     );
-    mfa.confirm(&t.db, grace.id, &code(enrollment.secret(), s), t0)
+    mfa.confirm(&t.db, grace.id, &code(enrollment.secret(), s), None, t0)
         .await
         .unwrap();
     let err = Mfa::new(&other)
@@ -665,20 +666,27 @@ async fn enrollment_rules_and_hostile_input(t: TestDb) {
     assert_ne!(first.config_id, second.config_id);
     assert_eq!(t.count("mfa_configurations").await, 1);
     assert!(matches!(
-        mfa.confirm(&t.db, user.id, &code(first.secret(), totp::step_at(t0)), t0)
-            .await,
+        mfa.confirm(
+            &t.db,
+            user.id,
+            &code(first.secret(), totp::step_at(t0)),
+            None,
+            t0
+        )
+        .await,
         Err(Error::InvalidCredentials)
     ));
     mfa.confirm(
         &t.db,
         user.id,
         &code(second.secret(), totp::step_at(t0)),
+        None,
         t0,
     )
     .await
     .unwrap();
     assert!(matches!(
-        mfa.confirm(&t.db, user.id, "123456", t0).await,
+        mfa.confirm(&t.db, user.id, "123456", None, t0).await,
         Err(Error::Conflict { .. })
     ));
     assert!(matches!(
@@ -720,7 +728,7 @@ async fn enrollment_rules_and_hostile_input(t: TestDb) {
     assert_eq!(t.count("failed_login_attempts").await, 0);
 
     // Disabling removes configuration, codes and devices together.
-    mfa.disable(&t.db, user.id).await.unwrap();
+    mfa.disable(&t.db, user.id, None, Utc::now()).await.unwrap();
     for table in [
         "mfa_configurations",
         "mfa_backup_codes",
@@ -729,7 +737,7 @@ async fn enrollment_rules_and_hostile_input(t: TestDb) {
         assert_eq!(t.count(table).await, 0, "{table}");
     }
     assert!(matches!(
-        mfa.disable(&t.db, user.id).await,
+        mfa.disable(&t.db, user.id, None, Utc::now()).await,
         Err(Error::NotFound(_))
     ));
     assert!(!mfa.is_enabled(&t.db, user.id).await.unwrap());
@@ -808,6 +816,7 @@ async fn otpauth_uri_and_debug_output(t: TestDb) {
             &t.db,
             user.id,
             &code(enrollment.secret(), totp::step_at(t0)),
+            None,
             t0,
         )
         .await

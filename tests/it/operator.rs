@@ -190,7 +190,11 @@ async fn users_roles_and_permissions(t: TestDb) {
         &format!("{PASSWORD}\n"),
     );
     expect(&dup, 1);
-    assert!(stderr(&dup).contains("conflict"), "{}", text(&dup));
+    assert!(
+        stderr(&dup).contains("an account with this email already exists"),
+        "{}",
+        text(&dup)
+    );
     let unknown = run(
         &t,
         &[
