@@ -53,7 +53,7 @@ pub enum Action {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Delete expired, revoked and risky sessions in batches, auditing each.
+    /// Delete expired, revoked and risky sessions in batches, auditing each, and stale login throttles.
     Cleanup,
 }
 
@@ -190,6 +190,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
                 sessions.policy().cleanup_batch
             );
             let report = sessions.cleanup(&ctx.db, ctx.now).await?;
+            let throttles =
+                crate::lockout::prune(&ctx.db, &crate::lockout::LockoutPolicy::default(), ctx.now)
+                    .await?;
             output::emit(
                 ctx.format,
                 &json!({
@@ -198,9 +201,11 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
                     "risky": report.risky,
                     "total": report.total(),
                     "batches": report.batches,
+                    "login_throttles_pruned": throttles,
                 }),
                 &format!(
-                    "deleted {} session(s): {} expired, {} revoked, {} risky ({} batch(es))",
+                    "deleted {} session(s): {} expired, {} revoked, {} risky ({} batch(es)); \
+                     {throttles} stale login throttle row(s)",
                     report.total(),
                     report.expired,
                     report.revoked,

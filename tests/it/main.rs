@@ -22,6 +22,7 @@ mod operator;
 mod partitions;
 mod query_plans;
 mod rbac;
+mod revocation;
 mod roundtrip;
 mod runner;
 mod seed;
