@@ -297,6 +297,8 @@ impl<H: PasswordHasher> Accounts<H> {
         let txn = db.begin().await?;
         let user = users::ActiveModel {
             id: Set(Uuid::now_v7()),
+            email_folded: Set(validate::fold(&email)),
+            username_folded: Set(validate::fold(&username)),
             email: Set(email),
             username: Set(username),
             password_hash: Set(password_hash),
