@@ -255,7 +255,9 @@ pub async fn insert_user(t: &TestDb, name: &str) -> entity::users::Model {
         id: Set(uuid::Uuid::now_v7()),
         email: Set(format!("{name}@example.com")),
         username: Set(name.to_owned()),
-        email_folded: Set(gatehouse::accounts::validate::fold(&format!("{name}@example.com"))),
+        email_folded: Set(gatehouse::accounts::validate::fold(&format!(
+            "{name}@example.com"
+        ))),
         username_folded: Set(gatehouse::accounts::validate::fold(name)),
         password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into()),
         is_active: Set(true),
