@@ -494,6 +494,8 @@ async fn fresh(label: &'static str, admin_url: Option<&str>) -> Option<Bench> {
         id: sea_orm::Set(user),
         email: sea_orm::Set("bench@example.com".into()),
         username: sea_orm::Set("bench".into()),
+        email_folded: sea_orm::Set("bench@example.com".into()),
+        username_folded: sea_orm::Set("bench".into()),
         password_hash: sea_orm::Set(
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
         ),

@@ -23,7 +23,7 @@ use gatehouse::{Config, Error};
 use sea_orm::{ConnectionTrait, Statement};
 
 #[path = "services/setup.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_macros, unused_imports)]
 mod setup;
 
 use setup::Backend;
@@ -81,7 +81,9 @@ async fn main() {
         "2122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f40",
     )
     .expect("fixed keys");
-    println!("| backend | logins | Argon2 verifications / login | statements / login | server round trips / login | p50 | p99 |");
+    println!(
+        "| backend | logins | Argon2 verifications / login | statements / login | server round trips / login | p50 | p99 |"
+    );
     println!("|---|--:|--:|--:|--:|--:|--:|");
     for backend in backends {
         let bench = match setup::create(backend).await {

@@ -187,10 +187,7 @@ where
 
     // 2. The account and its MFA configuration, in one query.
     let found = users::Entity::find()
-        .filter(crate::accounts::identifier_condition(
-            db.get_database_backend(),
-            &identifier,
-        ))
+        .filter(crate::accounts::identifier_condition(&identifier))
         .find_also_related(mfa_configurations::Entity)
         .one(db)
         .await?;

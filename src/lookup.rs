@@ -1,9 +1,12 @@
-//! Equality on the case-insensitive unique columns (`users.email`,
-//! `users.username`, `roles.name`, `permissions.name`), written so that the
-//! database answers from their unique index. On PostgreSQL and SQLite that
-//! index is on `lower(column)`, so only `lower(column) = value` can use it;
-//! on MySQL/MariaDB it is on the column itself under a case-insensitive
-//! collation, where a plain `column = value` uses it and `lower()` would not.
+//! Equality on the case-insensitive unique columns `roles.name` and
+//! `permissions.name`, written so that the database answers from their unique
+//! index. On PostgreSQL and SQLite that index is on `lower(column)`, so only
+//! `lower(column) = value` can use it; on MySQL/MariaDB it is on the column
+//! itself under a case-insensitive collation, where a plain `column = value`
+//! uses it and `lower()` would not.
+//!
+//! Not for accounts: an email or username is looked up by its folded form,
+//! compared byte for byte on every backend (`accounts::find_by_identifier`).
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{ColumnTrait, DbBackend};
@@ -18,14 +21,14 @@ pub fn ci_eq<C: ColumnTrait>(backend: DbBackend, column: C, value: &str) -> Simp
 
 #[cfg(test)]
 mod tests {
-    use entity::users;
+    use entity::roles;
     use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
 
     use super::ci_eq;
 
     fn sql(backend: DbBackend) -> String {
-        users::Entity::find()
-            .filter(ci_eq(backend, users::Column::Email, "Ada@Example.com"))
+        roles::Entity::find()
+            .filter(ci_eq(backend, roles::Column::Name, "Moderator"))
             .build(backend)
             .to_string()
     }
@@ -33,14 +36,11 @@ mod tests {
     #[test]
     fn postgres_and_sqlite_compare_lowered_mysql_compares_the_column() {
         assert!(
-            sql(DbBackend::Postgres)
-                .contains(r#"WHERE LOWER("users"."email") = 'ada@example.com'"#),
+            sql(DbBackend::Postgres).contains(r#"WHERE LOWER("roles"."name") = 'moderator'"#),
             "{}",
             sql(DbBackend::Postgres)
         );
-        assert!(
-            sql(DbBackend::Sqlite).contains(r#"WHERE LOWER("users"."email") = 'ada@example.com'"#)
-        );
-        assert!(sql(DbBackend::MySql).contains("WHERE `users`.`email` = 'Ada@Example.com'"));
+        assert!(sql(DbBackend::Sqlite).contains(r#"WHERE LOWER("roles"."name") = 'moderator'"#));
+        assert!(sql(DbBackend::MySql).contains("WHERE `roles`.`name` = 'Moderator'"));
     }
 }

@@ -8,12 +8,18 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// Unique case-insensitively (see the initial-schema migration).
-    #[sea_orm(unique)]
+    /// The normalized email as gatehouse stores it (see `email_folded`).
     pub email: String,
-    /// Unique case-insensitively.
-    #[sea_orm(unique)]
+    /// The normalized username as gatehouse stores it (see `username_folded`).
     pub username: String,
+    /// `accounts::validate::fold(email)`, compared byte for byte (`utf8mb4_bin`
+    /// on MySQL/MariaDB) and unique: what decides which account an email names,
+    /// the same on every backend (migration `m20261201_000001_fold_identities`).
+    #[sea_orm(unique)]
+    pub email_folded: String,
+    /// `accounts::validate::fold(username)`, compared byte for byte and unique.
+    #[sea_orm(unique)]
+    pub username_folded: String,
     /// Argon2id PHC string.
     pub password_hash: String,
     pub is_active: bool,

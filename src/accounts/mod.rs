@@ -28,7 +28,6 @@ pub use listing::list_users;
 pub use validate::Identifier;
 
 use crate::lockout::{self, Failure, LockoutPolicy};
-use crate::lookup::ci_eq;
 use crate::{Error, crypto};
 
 /// How many former passwords (besides the current one) a new password is checked against and kept.
@@ -297,6 +296,8 @@ impl<H: PasswordHasher> Accounts<H> {
         let txn = db.begin().await?;
         let user = users::ActiveModel {
             id: Set(Uuid::now_v7()),
+            email_folded: Set(validate::fold(&email)),
+            username_folded: Set(validate::fold(&username)),
             email: Set(email),
             username: Set(username),
             password_hash: Set(password_hash),
@@ -469,13 +470,7 @@ impl<H: PasswordHasher> Accounts<H> {
         now: DateTime<Utc>,
     ) -> Result<Option<PasswordReset>, Error> {
         let email = validate::email(email)?;
-        let Some(user) = users::Entity::find()
-            .filter(ci_eq(
-                db.get_database_backend(),
-                users::Column::Email,
-                &email,
-            ))
-            .one(db)
+        let Some(user) = find_by_identifier(db, &Identifier::Email(email))
             .await?
             .filter(is_live)
         else {
@@ -650,16 +645,103 @@ impl<H: PasswordHasher> Accounts<H> {
     }
 }
 
-/// The condition that finds the account an identifier names, in the form the
-/// backend's unique index serves.
-pub(crate) fn identifier_condition(
-    backend: sea_orm::DbBackend,
-    identifier: &Identifier,
-) -> sea_orm::sea_query::SimpleExpr {
+/// The condition that finds the account an identifier names: its folded
+/// email (or username) equals `fold` of the identifier, byte for byte.
+pub(crate) fn identifier_condition(identifier: &Identifier) -> sea_orm::sea_query::SimpleExpr {
+    // `validate::identifier` folds already; folding again is free of effect
+    // (a fixed point) and covers an `Identifier` built by hand.
     match identifier {
-        Identifier::Email(email) => ci_eq(backend, users::Column::Email, email),
-        Identifier::Username(name) => ci_eq(backend, users::Column::Username, name),
+        Identifier::Email(email) => users::Column::EmailFolded.eq(validate::fold(email)),
+        Identifier::Username(name) => users::Column::UsernameFolded.eq(validate::fold(name)),
     }
+}
+
+/// The account `identifier` names, deleted or not: the one whose folded email
+/// (or username) equals `fold` of the identifier, byte for byte, on every
+/// backend. Every lookup of an account by email or username goes through here.
+///
+/// # Errors
+/// A database error.
+pub async fn find_by_identifier<C: ConnectionTrait>(
+    db: &C,
+    identifier: &Identifier,
+) -> Result<Option<users::Model>, Error> {
+    Ok(users::Entity::find()
+        .filter(identifier_condition(identifier))
+        .one(db)
+        .await?)
+}
+
+/// Rows read per round by [`refold_identities`].
+const REFOLD_BATCH: u64 = 1_000;
+
+/// Recomputes `email_folded` and `username_folded` in Rust for every account
+/// whose stored folded values are not `fold` of its email and username, and
+/// returns how many accounts changed. Rows gatehouse wrote are right already
+/// (it stores email and username folded, and the fold-identities migration
+/// copied them); rows written by other tools in another form (a database
+/// built from hand-written SQL and adopted with `migrate baseline`, or raw
+/// inserts) are found by their login only after this has run. All or
+/// nothing, in one transaction.
+///
+/// # Errors
+/// [`Error::Conflict`] (field `email` or `username`) when two accounts fold
+/// to the same value: nothing is changed then; or a database error.
+pub async fn refold_identities<C>(db: &C) -> Result<u64, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db.begin().await?;
+    let mut changed = 0;
+    let mut after: Option<Uuid> = None;
+    loop {
+        let mut page = users::Entity::find()
+            .select_only()
+            .columns([
+                users::Column::Id,
+                users::Column::Email,
+                users::Column::Username,
+                users::Column::EmailFolded,
+                users::Column::UsernameFolded,
+            ])
+            .order_by_asc(users::Column::Id)
+            .limit(REFOLD_BATCH);
+        if let Some(id) = after {
+            page = page.filter(users::Column::Id.gt(id));
+        }
+        let rows: Vec<(Uuid, String, String, String, String)> = page.into_tuple().all(&txn).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.0);
+        for (id, email, username, email_folded, username_folded) in &rows {
+            let (email, username) = (validate::fold(email), validate::fold(username));
+            if email == *email_folded && username == *username_folded {
+                continue;
+            }
+            users::Entity::update_many()
+                .col_expr(users::Column::EmailFolded, Expr::value(email.as_str()))
+                .col_expr(
+                    users::Column::UsernameFolded,
+                    Expr::value(username.as_str()),
+                )
+                .filter(users::Column::Id.eq(*id))
+                .exec(&txn)
+                .await
+                .map_err(|err| match Error::from(err) {
+                    Error::Conflict { field, .. } => Error::conflict(
+                        field,
+                        format!(
+                            "account {id} has the same {field} as another account once \
+                             folded (`{}`); rename one of them, then refold again",
+                            if field == "email" { &email } else { &username }
+                        ),
+                    ),
+                    other => other,
+                })?;
+            changed += 1;
+        }
+    }
+    txn.commit().await?;
+    Ok(changed)
 }
 
 /// The account with `user_id`, deleted or not.

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use entity::users;
 use migration::cli::{Format, redact};
-use sea_orm::{DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 
-use crate::accounts::{Identifier, validate};
-use crate::lookup::ci_eq;
+use crate::accounts::{self, validate};
 use crate::{Config, Error, db};
 
 /// Database and output options, accepted before or after the subcommand.
@@ -115,19 +114,13 @@ impl Context {
     /// [`Failure::Denied`] when no account matches, saying how to find one.
     pub async fn user(&self, text: &str) -> Result<users::Model, Failure> {
         let found = if let Ok(id) = Uuid::parse_str(text.trim()) {
-            users::Entity::find_by_id(id).one(&self.db).await
-        } else {
-            let (column, value) = match validate::identifier(text)? {
-                Identifier::Email(email) => (users::Column::Email, email),
-                Identifier::Username(name) => (users::Column::Username, name),
-            };
-            let backend = self.db.get_database_backend();
-            users::Entity::find()
-                .filter(ci_eq(backend, column, &value))
+            users::Entity::find_by_id(id)
                 .one(&self.db)
                 .await
-        }
-        .map_err(Error::from)?;
+                .map_err(Error::from)?
+        } else {
+            accounts::find_by_identifier(&self.db, &validate::identifier(text)?).await?
+        };
         found.ok_or_else(|| {
             Failure::Denied(format!(
                 "no user is `{text}` (id, email or username); `gatehouse user list` shows them"

@@ -21,6 +21,8 @@ fn user(email: &str, username: &str) -> entity::users::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email.into()),
         username: Set(username.into()),
+        email_folded: Set(gatehouse::accounts::validate::fold(email)),
+        username_folded: Set(gatehouse::accounts::validate::fold(username)),
         password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into()),
         is_active: Set(true),
         is_verified: Set(false),

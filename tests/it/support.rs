@@ -247,24 +247,55 @@ macro_rules! backend_tests {
 }
 
 /// Inserts an active, verified user named `name` (`<name>@example.com`) with
-/// a syntactically valid Argon2id PHC hash that matches no password.
+/// a syntactically valid Argon2id PHC hash that matches no password. Works on
+/// a schema migrated only part of the way, too: before the fold-identities
+/// migration the row is inserted without the folded columns (as gatehouse
+/// wrote it then) and the model returned holds what the backfill will copy.
 pub async fn insert_user(t: &TestDb, name: &str) -> entity::users::Model {
-    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
-    let now = chrono::Utc::now();
-    entity::users::ActiveModel {
+    use chrono::SubsecRound;
+    use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait, TryIntoModel};
+    let now = chrono::Utc::now().trunc_subsecs(6);
+    let email = format!("{name}@example.com");
+    let user = entity::users::ActiveModel {
         id: Set(uuid::Uuid::now_v7()),
-        email: Set(format!("{name}@example.com")),
+        email_folded: Set(gatehouse::accounts::validate::fold(&email)),
+        username_folded: Set(gatehouse::accounts::validate::fold(name)),
+        email: Set(email),
         username: Set(name.to_owned()),
         password_hash: Set("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into()),
         is_active: Set(true),
         is_verified: Set(true),
         is_locked: Set(false),
+        locked_until: Set(None),
         failed_login_count: Set(0),
+        last_login_at: Set(None),
+        last_login_ip: Set(None),
+        password_reset_token_hash: Set(None),
+        password_reset_expires_at: Set(None),
+        password_changed_at: Set(None),
+        password_expires_at: Set(None),
+        deleted_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-        ..Default::default()
+    };
+    let mut row = user.clone();
+    if !has_folded_identities(t).await {
+        row.email_folded = NotSet;
+        row.username_folded = NotSet;
     }
-    .insert(&t.db)
+    entity::users::Entity::insert(row)
+        .exec_without_returning(&t.db)
+        .await
+        .expect("fixture user inserts");
+    user.try_into_model().expect("every column is set")
+}
+
+/// Whether `users` has the folded identity columns yet.
+async fn has_folded_identities(t: &TestDb) -> bool {
+    t.db.query_one_raw(Statement::from_string(
+        t.db_backend(),
+        "SELECT email_folded FROM users WHERE 1 = 0",
+    ))
     .await
-    .expect("fixture user inserts")
+    .is_ok()
 }
