@@ -105,23 +105,66 @@ impl Error {
 fn unique_conflict(err: &DbErr) -> (&'static str, &'static str) {
     let key = violated_key(err).unwrap_or_default().to_ascii_lowercase();
     const KNOWN: &[(&[&str], &str, &str)] = &[
-        (&["users-email", "users.email"], "email", "an account with this email already exists"),
-        (&["users-username", "users.username"], "username", "an account with this username already exists"),
-        (&["roles-name", "roles.name"], "role", "a role with this name already exists"),
-        (&["permissions-name", "permissions.name"], "permission", "a permission with this name already exists"),
+        (
+            &["users-email", "users.email"],
+            "email",
+            "an account with this email already exists",
+        ),
+        (
+            &["users-username", "users.username"],
+            "username",
+            "an account with this username already exists",
+        ),
+        (
+            &["roles-name", "roles.name"],
+            "role",
+            "a role with this name already exists",
+        ),
+        (
+            &["permissions-name", "permissions.name"],
+            "permission",
+            "a permission with this name already exists",
+        ),
         (&["user_roles"], "role", "the user holds this role already"),
-        (&["role_permissions"], "permission", "the role has this permission already"),
-        (&["mfa_configurations"], "mfa", "MFA is already set up for this user; disable it first"),
-        (&["api_keys"], "api_key", "an API key with this value exists already; issue a new one"),
-        (&["sessions"], "session", "a session with this token exists already; sign in again"),
-        (&["encryption_keys"], "key_version", "another key rotation ran at the same time; check `gatehouse keys list` and run it again if needed"),
-        (&["login_throttles"], "login_attempt", "another login attempt ran at the same time; try again"),
+        (
+            &["role_permissions"],
+            "permission",
+            "the role has this permission already",
+        ),
+        (
+            &["mfa_configurations"],
+            "mfa",
+            "MFA is already set up for this user; disable it first",
+        ),
+        (
+            &["api_keys"],
+            "api_key",
+            "an API key with this value exists already; issue a new one",
+        ),
+        (
+            &["sessions"],
+            "session",
+            "a session with this token exists already; sign in again",
+        ),
+        (
+            &["encryption_keys"],
+            "key_version",
+            "another key rotation ran at the same time; check `gatehouse keys list` and run it again if needed",
+        ),
+        (
+            &["login_throttles"],
+            "login_attempt",
+            "another login attempt ran at the same time; try again",
+        ),
     ];
     KNOWN
         .iter()
         .find(|(needles, _, _)| needles.iter().any(|n| key.contains(n)))
         .map_or(
-            ("record", "a record with the same unique value already exists"),
+            (
+                "record",
+                "a record with the same unique value already exists",
+            ),
             |(_, field, message)| (*field, *message),
         )
 }

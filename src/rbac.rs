@@ -142,8 +142,9 @@ pub async fn revoke_role<C: ConnectionTrait>(
 
 /// Whether `user_id` holds `permission` (`resource.action`) now, in one query
 /// over users, user_roles, roles, role_permissions and permissions. A grant
-/// counts while it has not expired and its holder is active, not locked
-/// (by an administrator or automatically) and not deleted.
+/// counts while it has not expired and its holder is active, not locked by
+/// an operator (`is_locked`) and not deleted. An automatic lock
+/// (`locked_until`, after failed logins) does not take permissions away.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a malformed permission name, or a database error.
@@ -175,12 +176,11 @@ fn has_permission_query(user_id: Uuid, now: DateTime<Utc>, permission: String) -
 }
 
 /// The values [`has_permission_query`] binds, in its order.
-fn has_permission_values(user_id: Uuid, now: DateTime<Utc>, permission: String) -> [Value; 7] {
+fn has_permission_values(user_id: Uuid, now: DateTime<Utc>, permission: String) -> [Value; 6] {
     [
         user_id.into(),
         true.into(),
         false.into(),
-        now.into(),
         now.into(),
         permission.into(),
         1u64.into(),
@@ -497,7 +497,10 @@ async fn custom_role_and_permission<C: ConnectionTrait>(
 }
 
 /// `FROM users JOIN user_roles JOIN roles` restricted to the grants that
-/// count now: not expired, held by an active, unlocked, undeleted user.
+/// count now: not expired, held by an active, undeleted user without an
+/// operator's lock (`is_locked`). An automatic lock (`locked_until`) only
+/// stops new logins: it never takes rights from existing sessions or keys,
+/// or anyone could switch another user's rights off by failing logins.
 fn live_grants(user_id: Uuid, now: DateTime<Utc>) -> SelectStatement {
     Query::select()
         .from(users::Entity)
@@ -515,11 +518,6 @@ fn live_grants(user_id: Uuid, now: DateTime<Utc>) -> SelectStatement {
         .and_where(Expr::col((users::Entity, users::Column::IsActive)).eq(true))
         .and_where(Expr::col((users::Entity, users::Column::IsLocked)).eq(false))
         .and_where(Expr::col((users::Entity, users::Column::DeletedAt)).is_null())
-        .cond_where(
-            Cond::any()
-                .add(Expr::col((users::Entity, users::Column::LockedUntil)).is_null())
-                .add(Expr::col((users::Entity, users::Column::LockedUntil)).lte(now)),
-        )
         .cond_where(
             Cond::any()
                 .add(Expr::col((user_roles::Entity, user_roles::Column::ExpiresAt)).is_null())

@@ -353,7 +353,10 @@ async fn permission_checks_honour_the_holders_state(t: TestDb) {
     .exec(&t.db)
     .await
     .unwrap();
-    assert!(!can().await, "an automatic lock");
+    assert!(
+        can().await,
+        "an automatic lock stops logins, not the rights of existing sessions"
+    );
     assert!(
         rbac::has_permission(&t.db, vic, "users.read", now + Duration::minutes(15))
             .await
