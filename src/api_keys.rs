@@ -129,7 +129,7 @@ impl ApiKey {
                 .all(u8::is_ascii_alphanumeric)
             && crypto::constant_time_eq(
                 checksum(&text[..BODY_LEN]).as_bytes(),
-                text[BODY_LEN..].as_bytes(),
+                &text.as_bytes()[BODY_LEN..],
             );
         if well_formed {
             Ok(Self(text.into()))
