@@ -18,9 +18,11 @@
 //! Permission names (`resource.action`). At issue every scope must be held by
 //! the owner; at each verification the key's scopes are narrowed again to
 //! what the owner still holds. "Held" has the semantics of RBAC's
-//! permission check: the user is active, not deleted, not locked
-//! (`is_locked` or a running `locked_until`), and the role grant has not
-//! expired.
+//! permission check: the user is active, not deleted, not locked by an
+//! operator (`is_locked`), and the role grant has not expired. An automatic
+//! lock (`locked_until`, after failed logins) stops password logins only: it
+//! never disables the owner's keys, so failing logins on purpose cannot
+//! switch off someone else's integrations.
 //!
 //! # Verification
 //! [`verify`] parses the key first (no database access for a malformed key),
@@ -127,7 +129,7 @@ impl ApiKey {
                 .all(u8::is_ascii_alphanumeric)
             && crypto::constant_time_eq(
                 checksum(&text[..BODY_LEN]).as_bytes(),
-                text[BODY_LEN..].as_bytes(),
+                &text.as_bytes()[BODY_LEN..],
             );
         if well_formed {
             Ok(Self(text.into()))
@@ -270,7 +272,7 @@ fn check_scopes(scopes: &[&str]) -> Result<Vec<String>, Error> {
 }
 
 /// Of `wanted`, the permissions `user_id` holds at `now`: the user active,
-/// not deleted, not locked, the role grant unexpired.
+/// not deleted, not locked by an operator, the role grant unexpired.
 async fn held_permissions<C: ConnectionTrait>(
     db: &C,
     user_id: Uuid,
@@ -308,11 +310,6 @@ async fn held_permissions<C: ConnectionTrait>(
         )
         .and_where(Expr::col((User, U::IsActive)).eq(true))
         .and_where(Expr::col((User, U::IsLocked)).eq(false))
-        .cond_where(
-            Condition::any()
-                .add(Expr::col((User, U::LockedUntil)).is_null())
-                .add(Expr::col((User, U::LockedUntil)).lte(now)),
-        )
         .and_where(Expr::col((User, U::DeletedAt)).is_null())
         .and_where(Expr::col((Perm, P::Name)).is_in(wanted.iter().map(String::as_str)))
         .to_owned();
@@ -333,7 +330,8 @@ async fn held_permissions<C: ConnectionTrait>(
 /// # Errors
 /// [`Error::InvalidInput`] for a malformed name, scope, rate limit or an
 /// expiry not in the future (nothing is written); [`Error::Forbidden`] when
-/// the owner does not hold a scope (or is inactive, deleted or locked);
+/// the owner does not hold a scope (or is inactive, deleted or locked by an
+/// operator);
 /// a database error.
 pub async fn issue<C: ConnectionTrait>(
     db: &C,
@@ -408,7 +406,6 @@ pub async fn issue<C: ConnectionTrait>(
 struct Owner {
     owner_active: bool,
     owner_locked: bool,
-    owner_locked_until: Option<DateTime<Utc>>,
     owner_deleted_at: Option<DateTime<Utc>>,
 }
 
@@ -418,8 +415,8 @@ struct Owner {
 /// [`Error::InvalidCredentials`] for a malformed key or bad checksum (before
 /// any database access) or an unknown key; [`Error::InvalidInput`] for a
 /// malformed IP; [`Error::Revoked`]; [`Error::Expired`]; [`Error::Forbidden`]
-/// when the owner is inactive or deleted; [`Error::Locked`] while the owner
-/// is locked; [`Error::RateLimited`] over the key's per-minute limit;
+/// when the owner is inactive or deleted; [`Error::Locked`] while an
+/// operator has locked the owner (`is_locked`); [`Error::RateLimited`] over the key's per-minute limit;
 /// [`Error::Integrity`] for unreadable stored scopes; a database error.
 pub async fn verify<C: ConnectionTrait>(
     db: &C,
@@ -443,10 +440,6 @@ pub async fn verify<C: ConnectionTrait>(
         .expr_as(
             Expr::col((users::Entity, users::Column::IsLocked)),
             "owner_locked",
-        )
-        .expr_as(
-            Expr::col((users::Entity, users::Column::LockedUntil)),
-            "owner_locked_until",
         )
         .expr_as(
             Expr::col((users::Entity, users::Column::DeletedAt)),
@@ -477,11 +470,10 @@ pub async fn verify<C: ConnectionTrait>(
             "the API key's owner is deactivated".into(),
         ));
     }
-    let running_lock = owner.owner_locked_until.filter(|u| *u > now);
-    if owner.owner_locked || running_lock.is_some() {
-        return Err(Error::Locked {
-            until: running_lock,
-        });
+    // Only the operator's lock; an automatic one (`locked_until`) does not
+    // disable keys (see the module docs).
+    if owner.owner_locked {
+        return Err(Error::Locked { until: None });
     }
     let scopes: Vec<String> = serde_json::from_value(record.scopes.clone())
         .map_err(|e| Error::Integrity(format!("api key {} scopes: {e}", record.id)))?;

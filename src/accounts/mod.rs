@@ -757,15 +757,23 @@ pub async fn get<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Account, E
 }
 
 /// An administrator's lock (`is_locked`): the account cannot log in until
-/// [`unlock`]; its sessions are revoked in the same transaction. The caller
-/// checks the administrator's permission (`users.update`).
+/// [`unlock`]; its sessions are revoked in the same transaction. `actor`
+/// must outrank the account ([`rbac::ensure_outranks`](crate::rbac::ensure_outranks));
+/// the caller checks the administrator's permission (`users.update`).
 ///
 /// # Errors
+/// [`Error::Forbidden`] when `actor` does not outrank the account,
 /// [`Error::NotFound`] for no live account, or a database error.
-pub async fn lock<C>(db: &C, user_id: Uuid, now: DateTime<Utc>) -> Result<(), Error>
+pub async fn lock<C>(
+    db: &C,
+    actor: crate::rbac::Actor,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    crate::rbac::ensure_outranks(db, actor, user_id, "lock", now).await?;
     let txn = db.begin().await?;
     let updated = users::Entity::update_many()
         .col_expr(users::Column::IsLocked, Expr::value(true))
@@ -782,15 +790,19 @@ where
     Ok(())
 }
 
-/// Lifts both an administrator's lock and an automatic one, and clears the failure count.
+/// Lifts both an administrator's lock and an automatic one, and clears the
+/// failure count. `actor` must outrank the account, as for [`lock`].
 ///
 /// # Errors
+/// [`Error::Forbidden`] when `actor` does not outrank the account,
 /// [`Error::NotFound`] for no live account, or a database error.
 pub async fn unlock<C: ConnectionTrait>(
     db: &C,
+    actor: crate::rbac::Actor,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
+    crate::rbac::ensure_outranks(db, actor, user_id, "unlock", now).await?;
     let updated = users::Entity::update_many()
         .col_expr(users::Column::IsLocked, Expr::value(false))
         .col_expr(
@@ -811,14 +823,23 @@ pub async fn unlock<C: ConnectionTrait>(
 
 /// Soft-deletes an account (`deleted_at`): it can no longer log in or reset
 /// its password, its reset token is voided and its sessions revoked, in one
-/// transaction. The row stays for the audit trail.
+/// transaction. The row stays for the audit trail. `actor` must outrank the
+/// account, as for [`lock`] (an account deleting itself is the caller's
+/// decision, made as [`Actor::System`](crate::rbac::Actor::System)).
 ///
 /// # Errors
+/// [`Error::Forbidden`] when `actor` does not outrank the account,
 /// [`Error::NotFound`] for no live account, or a database error.
-pub async fn soft_delete<C>(db: &C, user_id: Uuid, now: DateTime<Utc>) -> Result<(), Error>
+pub async fn soft_delete<C>(
+    db: &C,
+    actor: crate::rbac::Actor,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    crate::rbac::ensure_outranks(db, actor, user_id, "delete", now).await?;
     let txn = db.begin().await?;
     let updated = users::Entity::update_many()
         .col_expr(users::Column::DeletedAt, Expr::value(now))

@@ -39,7 +39,7 @@ enum Command {
     Migrate(migration::cli::Cli),
     /// Create, list, lock and unlock accounts.
     User(user::Args),
-    /// Grant, revoke and list roles.
+    /// Grant, revoke and list roles; create, change and delete custom roles and their permissions.
     Role(role::Args),
     /// Check a user's permission (exit 0 allowed, 1 denied).
     Perm(role::PermArgs),

@@ -1,13 +1,14 @@
-//! `gatehouse role grant|revoke|list` and `gatehouse perm check`. The
-//! operator acts as the system: any role may be granted, superadmin included.
+//! `gatehouse role grant|revoke|list|create|update|delete`, `gatehouse role
+//! permission add|remove` and `gatehouse perm check`. The operator acts as
+//! the system: any role may be granted, superadmin included. Every change is
+//! audited by the library, in the change's own transaction.
 
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde_json::json;
 
-use super::context::{Context, Failure, Group, audit_admin, parse_span};
+use super::context::{Context, Failure, Group, parse_span};
 use super::output;
 use crate::rbac::{self, Actor};
 
@@ -42,6 +43,59 @@ pub enum Action {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Create a custom role, without permissions (add them with `role permission add`).
+    Create {
+        /// Role name: 2 to 64 ASCII letters, digits, '_', '-' or '.'.
+        name: String,
+        /// Rank, 0 (user) to 100 (superadmin).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..=100))]
+        level: i32,
+        /// What the role is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Change a custom role's level or description.
+    Update {
+        /// Role name.
+        name: String,
+        /// New rank, 0 to 100.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..=100))]
+        level: Option<i32>,
+        /// New description.
+        #[arg(long, conflicts_with = "clear_description")]
+        description: Option<String>,
+        /// Remove the description.
+        #[arg(long)]
+        clear_description: bool,
+    },
+    /// Delete a custom role, with its grants.
+    Delete {
+        /// Role name.
+        name: String,
+    },
+    /// Add or remove a custom role's permissions.
+    Permission {
+        #[command(subcommand)]
+        action: PermissionAction,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PermissionAction {
+    /// Let the role grant a permission.
+    Add {
+        /// Role name.
+        role: String,
+        /// Permission as resource.action, e.g. audit.read.
+        permission: String,
+    },
+    /// Stop the role from granting a permission.
+    Remove {
+        /// Role name.
+        role: String,
+        /// Permission as resource.action.
+        permission: String,
+    },
 }
 
 /// The `PermArgs` command line: options and subcommand.
@@ -59,6 +113,26 @@ pub enum PermAction {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
+    // Malformed arguments are usage errors, found before connecting.
+    match &args.action {
+        Action::Permission {
+            action:
+                PermissionAction::Add { permission, .. } | PermissionAction::Remove { permission, .. },
+        } => {
+            rbac::permission_name(permission).map_err(|err| Failure::Usage(err.to_string()))?;
+        }
+        Action::Update {
+            level: None,
+            description: None,
+            clear_description: false,
+            ..
+        } => {
+            return Err(Failure::Usage(
+                "nothing to change: give --level, --description or --clear-description".into(),
+            ));
+        }
+        _ => {}
+    }
     let ctx = Context::open(&args.common).await?;
     match args.action {
         Action::Grant {
@@ -70,17 +144,15 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             let user = ctx.user(&user).await?;
             let role = find_role(&ctx, &role).await?;
             let expires_at = until.or_else(|| expires_in.map(|span| ctx.now + span));
-            let txn = ctx.db.begin().await.map_err(crate::Error::from)?;
-            rbac::grant_role(&txn, Actor::System, user.id, role.id, expires_at, ctx.now).await?;
-            audit_admin(
-                &txn,
-                "role.grant",
-                Some(user.id),
-                json!({ "role": role.name, "expires_at": expires_at.map(|t| t.to_rfc3339()) }),
+            rbac::grant_role(
+                &ctx.db,
+                Actor::System,
+                user.id,
+                role.id,
+                expires_at,
                 ctx.now,
             )
             .await?;
-            txn.commit().await.map_err(crate::Error::from)?;
             let until_text =
                 expires_at.map_or_else(String::new, |t| format!(" until {}", t.to_rfc3339()));
             output::emit(
@@ -94,21 +166,96 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         Action::Revoke { user, role } => {
             let user = ctx.user(&user).await?;
             let role = find_role(&ctx, &role).await?;
-            let txn = ctx.db.begin().await.map_err(crate::Error::from)?;
-            rbac::revoke_role(&txn, Actor::System, user.id, role.id, ctx.now).await?;
-            audit_admin(
-                &txn,
-                "role.revoke",
-                Some(user.id),
-                json!({ "role": role.name }),
-                ctx.now,
-            )
-            .await?;
-            txn.commit().await.map_err(crate::Error::from)?;
+            rbac::revoke_role(&ctx.db, Actor::System, user.id, role.id, ctx.now).await?;
             output::emit(
                 ctx.format,
                 &json!({ "user_id": user.id, "role": role.name, "revoked": true }),
                 &format!("revoked {} from {}", role.name, user.email),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Create {
+            name,
+            level,
+            description,
+        } => {
+            let role = rbac::create_role(
+                &ctx.db,
+                Actor::System,
+                &name,
+                description.as_deref(),
+                level,
+                ctx.now,
+            )
+            .await?;
+            output::emit(
+                ctx.format,
+                &json!({ "id": role.id, "name": role.name, "level": role.level,
+                         "description": role.description, "created": true }),
+                &format!("created role {} at level {}", role.name, role.level),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Update {
+            name,
+            level,
+            description,
+            clear_description,
+        } => {
+            let role = find_role(&ctx, &name).await?;
+            let description = if clear_description {
+                Some(None)
+            } else {
+                description.as_deref().map(Some)
+            };
+            let updated = rbac::update_role(
+                &ctx.db,
+                Actor::System,
+                role.id,
+                rbac::RoleUpdate { level, description },
+                ctx.now,
+            )
+            .await?;
+            output::emit(
+                ctx.format,
+                &json!({ "id": updated.id, "name": updated.name, "level": updated.level,
+                         "description": updated.description, "updated": true }),
+                &format!("updated role {}: level {}", updated.name, updated.level),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Delete { name } => {
+            let role = find_role(&ctx, &name).await?;
+            rbac::delete_role(&ctx.db, Actor::System, role.id, ctx.now).await?;
+            output::emit(
+                ctx.format,
+                &json!({ "id": role.id, "name": role.name, "deleted": true }),
+                &format!("deleted role {} and its grants", role.name),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Permission { action } => {
+            let (role, permission, adding) = match &action {
+                PermissionAction::Add { role, permission } => (role, permission, true),
+                PermissionAction::Remove { role, permission } => (role, permission, false),
+            };
+            let role = find_role(&ctx, role).await?;
+            if adding {
+                rbac::add_permission(&ctx.db, Actor::System, role.id, permission, ctx.now).await?;
+            } else {
+                rbac::remove_permission(&ctx.db, Actor::System, role.id, permission, ctx.now)
+                    .await?;
+            }
+            let permission = permission.to_ascii_lowercase();
+            let (verb, word) = if adding {
+                ("added", "to")
+            } else {
+                ("removed", "from")
+            };
+            output::emit(
+                ctx.format,
+                &json!({ "role": role.name, "permission": permission, "result": verb }),
+                &format!("{verb} {permission} {word} {}", role.name),
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::context::{Context, Failure, Group, audit_admin};
 use super::{input, output};
 use crate::accounts::{self, Account, Accounts, Argon2idHasher, NewAccount};
-use crate::rbac;
+use crate::rbac::{self, Actor};
 
 /// The `Args` command line: options and subcommand.
 pub type Args = Group<Action>;
@@ -77,7 +77,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         Action::Lock { user } => {
             let user = ctx.user(&user).await?;
             let txn = ctx.db.begin().await.map_err(crate::Error::from)?;
-            accounts::lock(&txn, user.id, ctx.now).await?;
+            accounts::lock(&txn, Actor::System, user.id, ctx.now).await?;
             audit_admin(&txn, "user.lock", Some(user.id), json!({}), ctx.now).await?;
             txn.commit().await.map_err(crate::Error::from)?;
             report_state(
@@ -91,7 +91,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         Action::Unlock { user } => {
             let user = ctx.user(&user).await?;
             let txn = ctx.db.begin().await.map_err(crate::Error::from)?;
-            accounts::unlock(&txn, user.id, ctx.now).await?;
+            accounts::unlock(&txn, Actor::System, user.id, ctx.now).await?;
             audit_admin(&txn, "user.unlock", Some(user.id), json!({}), ctx.now).await?;
             txn.commit().await.map_err(crate::Error::from)?;
             report_state(&ctx, &user.email, "unlocked", user.id);

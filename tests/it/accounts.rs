@@ -13,6 +13,7 @@ use gatehouse::accounts::{
     self, Accounts, AccountsPolicy, Argon2Costs, Argon2idHasher, Credentials, NewAccount,
     PasswordHasher,
 };
+use gatehouse::rbac::Actor;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -784,7 +785,9 @@ async fn administrators_lock_unlock_list_and_delete(t: TestDb) {
         .unwrap();
     insert_session(&t, jack.id, now).await;
 
-    accounts::lock(&t.db, jack.id, now).await.unwrap();
+    accounts::lock(&t.db, Actor::System, jack.id, now)
+        .await
+        .unwrap();
     assert_eq!(
         live_sessions(&t, jack.id).await,
         0,
@@ -796,13 +799,15 @@ async fn administrators_lock_unlock_list_and_delete(t: TestDb) {
         .unwrap_err();
     // An operator's lock answers like a wrong password: no oracle.
     assert!(matches!(err, Error::InvalidCredentials), "{err}");
-    accounts::unlock(&t.db, jack.id, now).await.unwrap();
+    accounts::unlock(&t.db, Actor::System, jack.id, now)
+        .await
+        .unwrap();
     accounts
         .authenticate(&t.db, login("jack", PASSPHRASE), now)
         .await
         .unwrap();
     assert!(matches!(
-        accounts::lock(&t.db, Uuid::now_v7(), now).await,
+        accounts::lock(&t.db, Actor::System, Uuid::now_v7(), now).await,
         Err(Error::NotFound(_))
     ));
 
@@ -823,7 +828,9 @@ async fn administrators_lock_unlock_list_and_delete(t: TestDb) {
         Err(Error::InvalidInput { field: "limit", .. })
     ));
 
-    accounts::soft_delete(&t.db, kate.id, now).await.unwrap();
+    accounts::soft_delete(&t.db, Actor::System, kate.id, now)
+        .await
+        .unwrap();
     let err = accounts
         .authenticate(&t.db, login("kate", PASSPHRASE), now)
         .await
@@ -840,7 +847,7 @@ async fn administrators_lock_unlock_list_and_delete(t: TestDb) {
             .is_none()
     );
     assert!(matches!(
-        accounts::soft_delete(&t.db, kate.id, now).await,
+        accounts::soft_delete(&t.db, Actor::System, kate.id, now).await,
         Err(Error::NotFound(_))
     ));
     assert_eq!(

@@ -26,6 +26,7 @@ backend_tests!(run_migrated:
     concurrent_verifications_count_exactly,
     rate_limit_allows_n_per_minute,
     hostile_input_is_refused_and_writes_nothing,
+    automatic_locks_leave_keys_working_and_operator_locks_stop_them,
 );
 
 const IP: &str = "203.0.113.9";
@@ -168,12 +169,9 @@ async fn scopes_beyond_the_owner_are_refused_at_issue(t: TestDb) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err}");
-    // Neither does a locked owner.
+    // Neither does an owner an operator has locked.
     users::Entity::update_many()
-        .col_expr(
-            users::Column::LockedUntil,
-            Expr::value(now + Duration::minutes(10)),
-        )
+        .col_expr(users::Column::IsLocked, Expr::value(true))
         .filter(users::Column::Id.eq(alice.id))
         .exec(&t.db)
         .await
@@ -183,14 +181,62 @@ async fn scopes_beyond_the_owner_are_refused_at_issue(t: TestDb) {
         .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err}");
     assert_eq!(t.count("api_keys").await, 0);
-    // Once the lock has run out the same request is granted.
-    api_keys::issue(
-        &t.db,
-        new_key(alice.id, &["users.read"]),
-        now + Duration::minutes(11),
-    )
-    .await
-    .unwrap();
+    // Once unlocked the same request is granted.
+    users::Entity::update_many()
+        .col_expr(users::Column::IsLocked, Expr::value(false))
+        .filter(users::Column::Id.eq(alice.id))
+        .exec(&t.db)
+        .await
+        .unwrap();
+    api_keys::issue(&t.db, new_key(alice.id, &["users.read"]), now)
+        .await
+        .unwrap();
+}
+
+/// Failed logins set `locked_until`; that must not switch off the owner's
+/// keys (anyone can fail logins on someone else's account). The operator's
+/// lock still does.
+async fn automatic_locks_leave_keys_working_and_operator_locks_stop_them(t: TestDb) {
+    let alice = insert_user(&t, "alice").await;
+    grant(&t, alice.id, "user", None).await;
+    let now = start();
+    let issued = api_keys::issue(&t.db, new_key(alice.id, &["users.read"]), now)
+        .await
+        .unwrap();
+    let key = issued.key.expose();
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::LockedUntil,
+            Expr::value(now + Duration::minutes(15)),
+        )
+        .filter(users::Column::Id.eq(alice.id))
+        .exec(&t.db)
+        .await
+        .unwrap();
+    let verified = api_keys::verify(&t.db, key, None, now).await.unwrap();
+    assert_eq!(
+        verified.scopes,
+        vec!["users.read"],
+        "the scope is still held"
+    );
+    api_keys::issue(&t.db, new_key(alice.id, &["users.read"]), now)
+        .await
+        .unwrap();
+    assert_eq!(record(&t, issued.record.id).await.usage_count, 1);
+
+    users::Entity::update_many()
+        .col_expr(users::Column::IsLocked, Expr::value(true))
+        .filter(users::Column::Id.eq(alice.id))
+        .exec(&t.db)
+        .await
+        .unwrap();
+    let err = api_keys::verify(&t.db, key, None, now).await.unwrap_err();
+    assert!(matches!(err, Error::Locked { until: None }), "{err}");
+    assert_eq!(
+        record(&t, issued.record.id).await.usage_count,
+        1,
+        "refused uses are not counted"
+    );
 }
 
 async fn an_owner_losing_a_permission_narrows_the_key(t: TestDb) {

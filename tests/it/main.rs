@@ -13,6 +13,7 @@ mod constraints;
 mod counting;
 mod deploy;
 mod drift;
+mod escalation;
 mod identity;
 mod invariants;
 mod keys;

@@ -11,6 +11,7 @@ use crate::support::TestDb;
 
 backend_tests!(run_migrated: users_roles_and_permissions, login_sessions_and_metrics, api_keys_issue_verify_revoke, mfa_enroll_confirm_and_login, prune_and_doctor, audit_partitions);
 backend_tests!(run_empty: doctor_reports_pending_migrations);
+backend_tests!(run_migrated: custom_roles_from_the_command_line);
 
 const HMAC_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const DATA_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -154,8 +155,9 @@ async fn users_roles_and_permissions(t: TestDb) {
     assert!(human.lines().next().unwrap().starts_with("id"), "{human}");
     assert!(human.trim_end().ends_with("2 account(s)"), "{human}");
 
-    // Every operator action is in the audit trail.
-    assert_eq!(t.count("audit_logs WHERE event_type = 'admin'").await, 6);
+    // Every operator action is in the audit trail: two accounts created, the
+    // superadmin grant that came with the first, grant, revoke, lock, unlock.
+    assert_eq!(t.count("audit_logs WHERE event_type = 'admin'").await, 7);
 
     // Refusals write nothing: weak password, duplicate in another case, unknown role.
     let users_before = t.count("users").await;
@@ -698,4 +700,147 @@ async fn audit_partitions(t: TestDb) {
         .len(),
         7
     );
+}
+
+/// `role create|update|delete` and `role permission add|remove` as the
+/// operator: each change is audited once, refusals change nothing.
+async fn custom_roles_from_the_command_line(t: TestDb) {
+    let created = json(&run(
+        &t,
+        &[
+            "role",
+            "create",
+            "Auditor",
+            "--level",
+            "20",
+            "--description",
+            "Reads the audit trail",
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    assert_eq!(created["name"], "auditor");
+    assert_eq!(created["level"], 20);
+    assert_eq!(created["description"], "Reads the audit trail");
+    let audited = "audit_logs WHERE event_type = 'admin' AND action LIKE 'role.%'";
+    let rows = || t.count(audited);
+    assert_eq!(rows().await, 1);
+
+    // Refused before any change: taken name, level out of range, malformed
+    // permission, system roles, nothing to update.
+    let taken = run(&t, &["role", "create", "AUDITOR", "--level", "5"], "");
+    expect(&taken, 1);
+    assert!(
+        stderr(&taken).contains("a role with this name already exists"),
+        "{}",
+        text(&taken)
+    );
+    expect(
+        &run(&t, &["role", "create", "ranked", "--level", "101"], ""),
+        2,
+    );
+    expect(&run(&t, &["role", "create", "ranked"], ""), 2);
+    expect(
+        &run(&t, &["role", "permission", "add", "auditor", "audit"], ""),
+        2,
+    );
+    let system = run(
+        &t,
+        &["role", "permission", "add", "admin", "system.admin"],
+        "",
+    );
+    expect(&system, 1);
+    assert!(stderr(&system).contains("system role"), "{}", text(&system));
+    let system = run(&t, &["role", "delete", "admin"], "");
+    expect(&system, 1);
+    assert!(stderr(&system).contains("system role"), "{}", text(&system));
+    expect(&run(&t, &["role", "update", "auditor"], ""), 2);
+    expect(&run(&t, &["role", "delete", "wizard"], ""), 1);
+    assert_eq!(rows().await, 1, "refusals are not audited");
+    assert_eq!(t.count("roles").await, 5);
+
+    expect(
+        &run(
+            &t,
+            &["role", "permission", "add", "auditor", "Audit.Read"],
+            "",
+        ),
+        0,
+    );
+    create_user(&t, "bob", &[]);
+    expect(&run(&t, &["role", "grant", "bob", "auditor"], ""), 0);
+    expect(&run(&t, &["perm", "check", "bob", "audit.read"], ""), 0);
+    let updated = json(&run(
+        &t,
+        &[
+            "role",
+            "update",
+            "auditor",
+            "--level",
+            "30",
+            "--clear-description",
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    assert_eq!(updated["level"], 30);
+    assert_eq!(updated["description"], Value::Null);
+    let listed = json(&run(&t, &["role", "list", "--format", "json"], ""));
+    let auditor = listed["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "auditor")
+        .expect("auditor is listed")
+        .clone();
+    assert_eq!(auditor["level"], 30);
+    assert_eq!(auditor["permissions"], serde_json::json!(["audit.read"]));
+
+    expect(
+        &run(
+            &t,
+            &["role", "permission", "remove", "auditor", "audit.read"],
+            "",
+        ),
+        0,
+    );
+    expect(&run(&t, &["perm", "check", "bob", "audit.read"], ""), 1);
+    expect(
+        &run(
+            &t,
+            &["role", "permission", "remove", "auditor", "audit.read"],
+            "",
+        ),
+        1,
+    );
+    let deleted = json(&run(
+        &t,
+        &["role", "delete", "auditor", "--format", "json"],
+        "",
+    ));
+    assert_eq!(deleted["deleted"], true);
+    expect(&run(&t, &["role", "list", "--user", "bob"], ""), 0);
+    assert_eq!(t.count("roles").await, 4);
+
+    // create, permission add, grant, update, permission remove, delete.
+    assert_eq!(rows().await, 6);
+    for action in [
+        "role.create",
+        "role.permission.add",
+        "role.grant",
+        "role.update",
+        "role.permission.remove",
+        "role.delete",
+    ] {
+        assert_eq!(
+            t.count(&format!(
+                "audit_logs WHERE event_type = 'admin' AND action = '{action}' AND user_id IS NULL"
+            ))
+            .await,
+            1,
+            "{action}"
+        );
+    }
 }

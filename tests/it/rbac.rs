@@ -159,12 +159,15 @@ async fn nobody_grants_a_role_at_or_above_their_own_level(t: TestDb) {
     ));
 
     // With roles.manage at level 20, the level rule alone decides.
-    let lead = rbac::create_role(&t.db, "lead", None, 20, now)
+    let lead = rbac::create_role(&t.db, Actor::System, "lead", None, 20, now)
         .await
         .unwrap();
-    rbac::add_permission(&t.db, lead.id, "roles.manage", now)
-        .await
-        .unwrap();
+    // roles.manage, and what a moderator carries (granting takes holding it).
+    for permission in ["roles.manage", "users.read", "audit.read"] {
+        rbac::add_permission(&t.db, Actor::System, lead.id, permission, now)
+            .await
+            .unwrap();
+    }
     let leader = insert_user(&t, "leader").await.id;
     rbac::grant_role(&t.db, Actor::User(root), leader, lead.id, None, now)
         .await
@@ -210,22 +213,33 @@ async fn revoking_follows_the_same_rule(t: TestDb) {
     let root = holder(&t, "root", "superadmin", now).await;
     let ada = holder(&t, "ada", "admin", now).await;
     let bea = holder(&t, "bea", "admin", now).await;
+    let cal = holder(&t, "cal", "user", now).await;
     let moderator = role_id(&t, "moderator").await;
     let admin = role_id(&t, "admin").await;
-    rbac::grant_role(&t.db, Actor::User(ada), bea, moderator, None, now)
+    rbac::grant_role(&t.db, Actor::User(ada), cal, moderator, None, now)
+        .await
+        .unwrap();
+    rbac::grant_role(&t.db, Actor::User(root), bea, moderator, None, now)
         .await
         .unwrap();
 
     assert!(forbidden(
         rbac::revoke_role(&t.db, Actor::User(ada), bea, admin, now).await
     ));
-    rbac::revoke_role(&t.db, Actor::User(ada), bea, moderator, now)
+    // Bea ranks as high as Ada: not even the moderator role.
+    assert!(forbidden(
+        rbac::revoke_role(&t.db, Actor::User(ada), bea, moderator, now).await
+    ));
+    rbac::revoke_role(&t.db, Actor::User(ada), cal, moderator, now)
         .await
         .unwrap();
     assert!(matches!(
-        rbac::revoke_role(&t.db, Actor::User(ada), bea, moderator, now).await,
+        rbac::revoke_role(&t.db, Actor::User(ada), cal, moderator, now).await,
         Err(Error::NotFound(_))
     ));
+    rbac::revoke_role(&t.db, Actor::User(root), bea, moderator, now)
+        .await
+        .unwrap();
     rbac::revoke_role(&t.db, Actor::User(root), bea, admin, now)
         .await
         .unwrap();
@@ -237,7 +251,11 @@ async fn revoking_follows_the_same_rule(t: TestDb) {
     rbac::revoke_role(&t.db, Actor::System, ada, admin, now)
         .await
         .unwrap();
-    assert_eq!(t.count("user_roles").await, 1, "only root's grant is left");
+    assert_eq!(
+        t.count("user_roles").await,
+        2,
+        "only root's and cal's first grants are left"
+    );
 }
 
 async fn system_roles_cannot_be_deleted_and_custom_roles_are_managed(t: TestDb) {
@@ -245,52 +263,59 @@ async fn system_roles_cannot_be_deleted_and_custom_roles_are_managed(t: TestDb) 
     for name in ["superadmin", "admin", "moderator", "user"] {
         let id = role_id(&t, name).await;
         assert!(
-            forbidden(rbac::delete_role(&t.db, id).await),
+            forbidden(rbac::delete_role(&t.db, Actor::System, id, now).await),
             "{name} was deleted"
         );
         assert!(forbidden(
-            rbac::add_permission(&t.db, id, "system.admin", now).await
+            rbac::add_permission(&t.db, Actor::System, id, "system.admin", now).await
         ));
         assert!(forbidden(
-            rbac::remove_permission(&t.db, id, "users.read").await
+            rbac::remove_permission(&t.db, Actor::System, id, "users.read", now).await
         ));
     }
     assert_eq!(t.count("roles").await, 4);
     assert_eq!(t.count("role_permissions").await, 24);
 
-    let auditor = rbac::create_role(&t.db, "Auditor", Some("Reads the audit trail"), 20, now)
-        .await
-        .unwrap();
+    let auditor = rbac::create_role(
+        &t.db,
+        Actor::System,
+        "Auditor",
+        Some("Reads the audit trail"),
+        20,
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(auditor.name, "auditor");
     assert!(!auditor.is_system);
     for taken in ["auditor", "AUDITOR"] {
         assert!(matches!(
-            rbac::create_role(&t.db, taken, None, 5, now).await,
+            rbac::create_role(&t.db, Actor::System, taken, None, 5, now).await,
             Err(Error::Conflict { .. })
         ));
     }
     for level in [-1, 101, i32::MAX] {
         assert!(matches!(
-            rbac::create_role(&t.db, "ranked", None, level, now).await,
+            rbac::create_role(&t.db, Actor::System, "ranked", None, level, now).await,
             Err(Error::InvalidInput { field: "level", .. })
         ));
     }
-    rbac::create_role(&t.db, "top", None, 100, now)
+    rbac::create_role(&t.db, Actor::System, "top", None, 100, now)
         .await
         .unwrap();
-    rbac::create_role(&t.db, "bottom", None, 0, now)
+    rbac::create_role(&t.db, Actor::System, "bottom", None, 0, now)
         .await
         .unwrap();
 
-    rbac::add_permission(&t.db, auditor.id, "audit.read", now)
+    rbac::add_permission(&t.db, Actor::System, auditor.id, "audit.read", now)
         .await
         .unwrap();
     assert!(matches!(
-        rbac::add_permission(&t.db, auditor.id, "audit.read", now).await,
+        rbac::add_permission(&t.db, Actor::System, auditor.id, "audit.read", now).await,
         Err(Error::Conflict { .. })
     ));
     assert!(matches!(
-        rbac::add_permission(&t.db, auditor.id, "audit.write", now).await,
+        rbac::add_permission(&t.db, Actor::System, auditor.id, "audit.write", now).await,
         Err(Error::NotFound(_))
     ));
     let uma = holder(&t, "uma", "auditor", now).await;
@@ -299,7 +324,9 @@ async fn system_roles_cannot_be_deleted_and_custom_roles_are_managed(t: TestDb) 
             .await
             .unwrap()
     );
-    rbac::delete_role(&t.db, auditor.id).await.unwrap();
+    rbac::delete_role(&t.db, Actor::System, auditor.id, now)
+        .await
+        .unwrap();
     assert!(
         !rbac::has_permission(&t.db, uma, "audit.read", now)
             .await
@@ -307,7 +334,7 @@ async fn system_roles_cannot_be_deleted_and_custom_roles_are_managed(t: TestDb) 
     );
     assert_eq!(t.count("user_roles").await, 0, "grants go with the role");
     assert!(matches!(
-        rbac::delete_role(&t.db, auditor.id).await,
+        rbac::delete_role(&t.db, Actor::System, auditor.id, now).await,
         Err(Error::NotFound(_))
     ));
     assert_eq!(
@@ -336,9 +363,13 @@ async fn permission_checks_honour_the_holders_state(t: TestDb) {
             .unwrap()
     );
 
-    accounts::lock(&t.db, vic, now).await.unwrap();
+    accounts::lock(&t.db, Actor::System, vic, now)
+        .await
+        .unwrap();
     assert!(!can().await, "an administrator's lock");
-    accounts::unlock(&t.db, vic, now).await.unwrap();
+    accounts::unlock(&t.db, Actor::System, vic, now)
+        .await
+        .unwrap();
     assert!(can().await);
 
     let set = |col: users::Column, value: Expr| {
@@ -353,14 +384,19 @@ async fn permission_checks_honour_the_holders_state(t: TestDb) {
     .exec(&t.db)
     .await
     .unwrap();
-    assert!(!can().await, "an automatic lock");
+    assert!(
+        can().await,
+        "an automatic lock stops logins, not the rights of existing sessions"
+    );
     assert!(
         rbac::has_permission(&t.db, vic, "users.read", now + Duration::minutes(15))
             .await
             .unwrap(),
         "the lock has ended"
     );
-    accounts::unlock(&t.db, vic, now).await.unwrap();
+    accounts::unlock(&t.db, Actor::System, vic, now)
+        .await
+        .unwrap();
 
     set(users::Column::IsActive, Expr::value(false))
         .exec(&t.db)
@@ -373,7 +409,9 @@ async fn permission_checks_honour_the_holders_state(t: TestDb) {
         .unwrap();
     assert!(can().await);
 
-    accounts::soft_delete(&t.db, vic, now).await.unwrap();
+    accounts::soft_delete(&t.db, Actor::System, vic, now)
+        .await
+        .unwrap();
     assert!(!can().await, "a deleted account");
     assert!(
         rbac::permissions_of(&t.db, vic, now)
@@ -459,7 +497,7 @@ async fn hostile_names_get_typed_errors_and_write_nothing(t: TestDb) {
         "ｒｏｏｔ",
     ] {
         assert!(matches!(
-            rbac::create_role(&t.db, name, None, 10, now).await,
+            rbac::create_role(&t.db, Actor::System, name, None, 10, now).await,
             Err(Error::InvalidInput { field: "role", .. })
         ));
         assert!(matches!(
@@ -469,7 +507,15 @@ async fn hostile_names_get_typed_errors_and_write_nothing(t: TestDb) {
     }
     for description in [huge.as_str(), "bell\u{7}"] {
         assert!(matches!(
-            rbac::create_role(&t.db, "described", Some(description), 10, now).await,
+            rbac::create_role(
+                &t.db,
+                Actor::System,
+                "described",
+                Some(description),
+                10,
+                now
+            )
+            .await,
             Err(Error::InvalidInput {
                 field: "description",
                 ..

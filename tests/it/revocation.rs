@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use entity::users;
 use gatehouse::accounts::{self, Accounts, Argon2idHasher, NewAccount};
 use gatehouse::mfa::{ClientInfo, Mfa, TotpSecret, devices};
+use gatehouse::rbac::{self, Actor};
 use gatehouse::sessions::{Client, SessionPolicy, Sessions};
 use gatehouse::{Config, Error};
 use sea_orm::{ConnectionTrait, Statement};
@@ -32,6 +33,7 @@ enum Kind {
     PasswordReset,
     MfaEnabled,
     MfaDisabled,
+    RoleRevoked,
 }
 
 struct Fixture<'a> {
@@ -133,6 +135,7 @@ async fn every_revocation_clears_the_seal_and_is_audited(t: TestDb) {
         Kind::PasswordReset,
         Kind::MfaEnabled,
         Kind::MfaDisabled,
+        Kind::RoleRevoked,
     ] {
         let name = format!("{kind:?}").to_lowercase();
         let user = f.user(&name).await;
@@ -177,8 +180,12 @@ async fn every_revocation_clears_the_seal_and_is_audited(t: TestDb) {
                     1
                 );
             }
-            Kind::Lock => accounts::lock(&t.db, user.id, at).await.unwrap(),
-            Kind::Delete => accounts::soft_delete(&t.db, user.id, at).await.unwrap(),
+            Kind::Lock => accounts::lock(&t.db, Actor::System, user.id, at)
+                .await
+                .unwrap(),
+            Kind::Delete => accounts::soft_delete(&t.db, Actor::System, user.id, at)
+                .await
+                .unwrap(),
             Kind::PasswordChange => accounts
                 .change_password(&t.db, user.id, PASSPHRASE, NEW_PASSPHRASE, at)
                 .await
@@ -198,6 +205,15 @@ async fn every_revocation_clears_the_seal_and_is_audited(t: TestDb) {
                 f.enable_mfa(&user, Some(kept)).await;
             }
             Kind::MfaDisabled => mfa.disable(&t.db, user.id, Some(kept), at).await.unwrap(),
+            Kind::RoleRevoked => {
+                let moderator = rbac::find_role(&t.db, "moderator").await.unwrap();
+                rbac::grant_role(&t.db, Actor::System, user.id, moderator.id, None, now)
+                    .await
+                    .unwrap();
+                rbac::revoke_role(&t.db, Actor::System, user.id, moderator.id, at)
+                    .await
+                    .unwrap();
+            }
         }
         let victim_lit = id_literal(&t, victim);
         assert_eq!(
