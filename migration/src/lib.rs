@@ -17,6 +17,7 @@ mod m20260115_000005_seed_data_classification;
 mod m20261121_000001_add_api_key_rate_window;
 mod m20261121_000002_add_session_cleanup_indexes;
 mod m20261121_000003_partition_audit_logs;
+mod m20261201_000003_record_backup_code_keys;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_add_api_key_rate_window::Migration),
             Box::new(m20261121_000002_add_session_cleanup_indexes::Migration),
             Box::new(m20261121_000003_partition_audit_logs::Migration),
+            Box::new(m20261201_000003_record_backup_code_keys::Migration),
         ]
     }
 }
