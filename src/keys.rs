@@ -277,68 +277,61 @@ where
             ),
         )
     };
-    if let Some(known) = find(db, key_type, fingerprint).await? {
-        return Err(if known.status == KeyStatus::Active {
-            if Some(known.id) == replaces {
-                Error::conflict(
-                    "key_version",
-                    format!(
-                        "the configured key is already the active {kind} key (version {}); \
-                         configure the new key in {} first",
-                        known.version,
-                        variable(key_type)
-                    ),
-                )
-            } else {
-                Error::conflict(
-                    "key_version",
-                    format!(
-                        "the configured key became the active {kind} key (version {}) in \
-                         another rotation; nothing was changed here, check `gatehouse keys list`",
-                        known.version
-                    ),
-                )
-            }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    // The write comes first: it takes the row lock (the write lock on
+    // SQLite, before any read could pin an older snapshot), so a concurrent
+    // rotation waits here and then finds nothing to rotate. Without
+    // `replaces` it must match nothing: no key may be active.
+    let mut retire = Entity::update_many()
+        .col_expr(Column::Status, KeyStatus::Rotated.into())
+        .col_expr(Column::RotatedAt, now.into())
+        .col_expr(Column::RotatedBy, rotated_by.into())
+        .col_expr(Column::RotationReason, truncate(reason, 255).into())
+        .filter(Column::KeyType.eq(key_type))
+        .filter(Column::Status.eq(KeyStatus::Active))
+        .filter(Column::Fingerprint.ne(fingerprint));
+    if let Some(old) = replaces {
+        retire = retire.filter(Column::Id.eq(old));
+    }
+    let retired = retire.exec(&txn).await?.rows_affected;
+    let known = find(&txn, key_type, fingerprint).await?;
+    let refusal = match known {
+        Some(known) if known.status == KeyStatus::Active => Some(if Some(known.id) == replaces {
+            Error::conflict(
+                "key_version",
+                format!(
+                    "the configured key is already the active {kind} key (version {}); \
+                     configure the new key in {} first",
+                    known.version,
+                    variable(key_type)
+                ),
+            )
         } else {
             Error::conflict(
                 "key_version",
                 format!(
-                    "the configured key is {kind} key version {}, {} before; a retired key never \
-                     becomes active again, generate a new one",
-                    known.version,
-                    status_name(known.status)
+                    "the configured key became the active {kind} key (version {}) in another \
+                     rotation; nothing was changed here, check `gatehouse keys list`",
+                    known.version
                 ),
             )
-        });
-    }
-    let now = Utc::now();
-    let txn = db.begin().await?;
-    // The write comes first: it takes the row lock (the write lock on
-    // SQLite), so a concurrent rotation waits here and then finds nothing
-    // to rotate.
-    match replaces {
-        Some(old) => {
-            let retired = Entity::update_many()
-                .col_expr(Column::Status, KeyStatus::Rotated.into())
-                .col_expr(Column::RotatedAt, now.into())
-                .col_expr(Column::RotatedBy, rotated_by.into())
-                .col_expr(Column::RotationReason, truncate(reason, 255).into())
-                .filter(Column::Id.eq(old))
-                .filter(Column::KeyType.eq(key_type))
-                .filter(Column::Status.eq(KeyStatus::Active))
-                .exec(&txn)
-                .await?;
-            if retired.rows_affected != 1 {
-                txn.rollback().await?;
-                return Err(raced());
-            }
-        }
-        None => {
-            if active(&txn, key_type).await?.is_some() {
-                txn.rollback().await?;
-                return Err(raced());
-            }
-        }
+        }),
+        Some(known) => Some(Error::conflict(
+            "key_version",
+            format!(
+                "the configured key is {kind} key version {}, {} before; a retired key never \
+                 becomes active again, generate a new one",
+                known.version,
+                status_name(known.status)
+            ),
+        )),
+        None if retired != u64::from(replaces.is_some()) => Some(raced()),
+        None => None,
+    };
+    if let Some(refusal) = refusal {
+        txn.rollback().await?;
+        return Err(refusal);
     }
     let latest = Entity::find()
         .filter(Column::KeyType.eq(key_type))
