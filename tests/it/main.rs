@@ -14,6 +14,7 @@ mod counting;
 mod deploy;
 mod drift;
 mod invariants;
+mod key_ring;
 mod keys;
 mod lockout;
 mod mfa;
