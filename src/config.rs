@@ -209,11 +209,9 @@ fn decode_key(var: &'static str, value: &str) -> Result<Vec<u8>, Error> {
             reason: format!("is empty; {HOW_TO_GENERATE}"),
         });
     }
-    let is_hex = value.len() % 2 == 0 && value.bytes().all(|b| b.is_ascii_hexdigit());
-    if is_hex {
-        if let Ok(bytes) = HEXLOWER_PERMISSIVE.decode(value.as_bytes()) {
-            return Ok(bytes);
-        }
+    let is_hex = value.len().is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex && let Ok(bytes) = HEXLOWER_PERMISSIVE.decode(value.as_bytes()) {
+        return Ok(bytes);
     }
     for encoding in [&BASE64, &BASE64_NOPAD, &BASE64URL, &BASE64URL_NOPAD] {
         if let Ok(bytes) = encoding.decode(value.as_bytes()) {
