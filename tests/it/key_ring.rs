@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::support::{TestDb, insert_user};
 
+backend_tests!(run_empty: existing_backup_codes_are_backfilled_with_the_session_key);
 backend_tests!(run_migrated:
     rotation_with_the_ring_keeps_sessions_codes_and_secrets,
     a_wrong_key_refuses_to_start_and_changes_nothing,
@@ -233,6 +234,55 @@ async fn rotation_with_the_ring_keeps_sessions_codes_and_secrets(t: TestDb) {
             .await,
         Err(Error::InvalidCredentials)
     ));
+}
+
+async fn existing_backup_codes_are_backfilled_with_the_session_key(t: TestDb) {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait};
+    let total = u32::try_from(Migrator::migrations().len()).unwrap();
+    Migrator::up(&t.db, Some(total - 1)).await.unwrap();
+    let user = insert_user(&t, "alice").await;
+    let key = keys::ensure_configured(&t.db, KeyType::Session, &"a".repeat(64), "HMAC-SHA256")
+        .await
+        .unwrap();
+    for i in 0..3 {
+        entity::mfa_backup_codes::Entity::insert(entity::mfa_backup_codes::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            user_id: Set(user.id),
+            code_hash: Set(format!("{i:064}")),
+            encryption_key_id: NotSet,
+            used_at: Set(None),
+            created_at: Set(Utc::now()),
+        })
+        .exec_without_returning(&t.db)
+        .await
+        .unwrap();
+    }
+    Migrator::up(&t.db, None).await.unwrap();
+    let recorded: Vec<Option<uuid::Uuid>> = entity::mfa_backup_codes::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.encryption_key_id)
+        .collect();
+    assert_eq!(recorded, vec![Some(key.id); 3]);
+    // The key record cannot be deleted while codes depend on it.
+    assert!(
+        entity::encryption_keys::Entity::delete_by_id(key.id)
+            .exec(&t.db)
+            .await
+            .is_err()
+    );
+    // A complete down, and up again.
+    Migrator::down(&t.db, Some(1)).await.unwrap();
+    assert_eq!(t.count("mfa_backup_codes").await, 3);
+    Migrator::up(&t.db, None).await.unwrap();
+    assert_eq!(
+        t.count("mfa_backup_codes WHERE encryption_key_id IS NOT NULL")
+            .await,
+        3
+    );
 }
 
 // ---- the built binary ----
