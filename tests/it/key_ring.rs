@@ -408,6 +408,31 @@ async fn a_wrong_key_refuses_to_start_and_changes_nothing(t: TestDb) {
     );
     assert_eq!(key_rows(&t).await, before, "encryption_keys unchanged");
 
+    // doctor says so too, and changes nothing either.
+    let doctor = run_cmd(
+        gatehouse(&t)
+            .args(["doctor", "--format", "json"])
+            .env("HMAC_KEY", H2),
+        "",
+    );
+    let report: Value = serde_json::from_str(&expect(&doctor, 1)).unwrap();
+    let keys_check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "keys")
+        .cloned()
+        .unwrap();
+    assert_eq!(keys_check["status"], "fail", "{report}");
+    assert!(
+        keys_check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gatehouse keys rotate hmac"),
+        "{report}"
+    );
+    assert_eq!(key_rows(&t).await, before, "encryption_keys unchanged");
+
     // The real key still validates the session made before.
     let valid = json(&run_cmd(
         gatehouse(&t).args(["session", "validate", "--ip", IP, "--format", "json"]),
