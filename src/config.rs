@@ -1,7 +1,13 @@
 //! Keys read from the environment (or `.env`) and validated at start:
-//! `HMAC_KEY` (session seals, IP hashes, key fingerprints) and
-//! `DATA_ENCRYPTION_KEY` (AES-256-GCM for TOTP secrets). Key material never
-//! appears in `Debug` output or logs.
+//! `HMAC_KEY` (session seals, IP hashes, backup-code digests, key
+//! fingerprints) and `DATA_ENCRYPTION_KEY` (AES-256-GCM for TOTP secrets).
+//! Key material never appears in `Debug` output, logs or error messages.
+//!
+//! The key ring: `HMAC_KEY_PREVIOUS` and `DATA_ENCRYPTION_KEY_PREVIOUS`
+//! (optional, comma-separated, each hex or base64) hold keys rotated out with
+//! `gatehouse keys rotate`, so that what was sealed, digested or encrypted
+//! under them keeps verifying until it expires or is re-keyed. New data is
+//! always written under the current key.
 
 use std::fmt;
 
@@ -15,6 +21,10 @@ use crate::crypto;
 pub const HMAC_KEY_VAR: &str = "HMAC_KEY";
 /// The environment variable holding the data encryption key.
 pub const DATA_KEY_VAR: &str = "DATA_ENCRYPTION_KEY";
+/// The environment variable holding previous HMAC keys (comma-separated).
+pub const HMAC_PREVIOUS_VAR: &str = "HMAC_KEY_PREVIOUS";
+/// The environment variable holding previous data encryption keys (comma-separated).
+pub const DATA_PREVIOUS_VAR: &str = "DATA_ENCRYPTION_KEY_PREVIOUS";
 
 const HOW_TO_GENERATE: &str = "generate one with `openssl rand -base64 32`";
 
@@ -61,11 +71,16 @@ impl DataKey {
     }
 }
 
-/// The validated keys gatehouse needs.
+/// The validated keys gatehouse needs: the current ones and the ring of
+/// previous ones (possibly empty).
 #[derive(Debug)]
 pub struct Config {
     pub hmac_key: HmacKey,
     pub data_key: DataKey,
+    /// `HMAC_KEY_PREVIOUS`: HMAC keys rotated out that still verify.
+    pub hmac_previous: Vec<HmacKey>,
+    /// `DATA_ENCRYPTION_KEY_PREVIOUS`: data keys rotated out that still decrypt.
+    pub data_previous: Vec<DataKey>,
 }
 
 impl Config {
@@ -81,37 +96,108 @@ impl Config {
                 reason: format!("not set; {HOW_TO_GENERATE} and export it (or put it in .env)"),
             })
         };
-        Self::from_values(&read(HMAC_KEY_VAR)?, &read(DATA_KEY_VAR)?)
+        let optional = |var: &'static str| std::env::var(var).unwrap_or_default();
+        Self::from_values(&read(HMAC_KEY_VAR)?, &read(DATA_KEY_VAR)?)?
+            .with_previous(&optional(HMAC_PREVIOUS_VAR), &optional(DATA_PREVIOUS_VAR))
+    }
+
+    /// Adds the key ring: previous keys as comma-separated text (hex or
+    /// base64 each; empty for none). A previous key equal to the current one
+    /// is left out.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `HMAC_KEY_PREVIOUS` or
+    /// `DATA_ENCRYPTION_KEY_PREVIOUS` and which entry is malformed.
+    pub fn with_previous(
+        mut self,
+        hmac_previous: &str,
+        data_previous: &str,
+    ) -> Result<Self, Error> {
+        let current = self.hmac_key.fingerprint();
+        for (i, text) in entries(hmac_previous) {
+            let key = hmac_key(HMAC_PREVIOUS_VAR, text).map_err(|e| entry_error(e, i))?;
+            if key.fingerprint() != current
+                && !self
+                    .hmac_previous
+                    .iter()
+                    .any(|k| k.fingerprint() == key.fingerprint())
+            {
+                self.hmac_previous.push(key);
+            }
+        }
+        let current = self.data_key.fingerprint();
+        for (i, text) in entries(data_previous) {
+            let key = data_key(DATA_PREVIOUS_VAR, text).map_err(|e| entry_error(e, i))?;
+            if key.fingerprint() != current
+                && !self
+                    .data_previous
+                    .iter()
+                    .any(|k| k.fingerprint() == key.fingerprint())
+            {
+                self.data_previous.push(key);
+            }
+        }
+        Ok(self)
     }
 
     /// Validates keys given as text (hex or base64).
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable whose value is malformed.
-    pub fn from_values(hmac_key: &str, data_key: &str) -> Result<Self, Error> {
-        let hmac = decode_key(HMAC_KEY_VAR, hmac_key)?;
-        if hmac.len() < 32 {
-            return Err(Error::Config {
-                var: HMAC_KEY_VAR,
-                reason: format!(
-                    "decodes to {} bytes, at least 32 are needed; {HOW_TO_GENERATE}",
-                    hmac.len()
-                ),
-            });
-        }
-        let data = decode_key(DATA_KEY_VAR, data_key)?;
-        let data: [u8; 32] = data.as_slice().try_into().map_err(|_| Error::Config {
-            var: DATA_KEY_VAR,
-            reason: format!(
-                "decodes to {} bytes, exactly 32 are needed for AES-256; {HOW_TO_GENERATE}",
-                data.len()
-            ),
-        })?;
+    pub fn from_values(hmac: &str, data: &str) -> Result<Self, Error> {
         Ok(Self {
-            hmac_key: HmacKey(SecretBox::new(Box::new(hmac))),
-            data_key: DataKey(SecretBox::new(Box::new(data))),
+            hmac_key: hmac_key(HMAC_KEY_VAR, hmac)?,
+            data_key: data_key(DATA_KEY_VAR, data)?,
+            hmac_previous: Vec::new(),
+            data_previous: Vec::new(),
         })
     }
+}
+
+/// The non-empty comma-separated entries of `text`, numbered from 1.
+fn entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+        .map(|(i, entry)| (i + 1, entry))
+}
+
+/// Says which entry of a ring variable is malformed.
+fn entry_error(err: Error, entry: usize) -> Error {
+    match err {
+        Error::Config { var, reason } => Error::Config {
+            var,
+            reason: format!("entry {entry} {reason}"),
+        },
+        other => other,
+    }
+}
+
+fn hmac_key(var: &'static str, text: &str) -> Result<HmacKey, Error> {
+    let hmac = decode_key(var, text)?;
+    if hmac.len() < 32 {
+        return Err(Error::Config {
+            var,
+            reason: format!(
+                "decodes to {} bytes, at least 32 are needed; {HOW_TO_GENERATE}",
+                hmac.len()
+            ),
+        });
+    }
+    Ok(HmacKey(SecretBox::new(Box::new(hmac))))
+}
+
+fn data_key(var: &'static str, text: &str) -> Result<DataKey, Error> {
+    let data = decode_key(var, text)?;
+    let data: [u8; 32] = data.as_slice().try_into().map_err(|_| Error::Config {
+        var,
+        reason: format!(
+            "decodes to {} bytes, exactly 32 are needed for AES-256; {HOW_TO_GENERATE}",
+            data.len()
+        ),
+    })?;
+    Ok(DataKey(SecretBox::new(Box::new(data))))
 }
 
 /// Decodes a key written as hex or as base64 (standard or URL-safe, padded or not).
@@ -123,11 +209,9 @@ fn decode_key(var: &'static str, value: &str) -> Result<Vec<u8>, Error> {
             reason: format!("is empty; {HOW_TO_GENERATE}"),
         });
     }
-    let is_hex = value.len() % 2 == 0 && value.bytes().all(|b| b.is_ascii_hexdigit());
-    if is_hex {
-        if let Ok(bytes) = HEXLOWER_PERMISSIVE.decode(value.as_bytes()) {
-            return Ok(bytes);
-        }
+    let is_hex = value.len().is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex && let Ok(bytes) = HEXLOWER_PERMISSIVE.decode(value.as_bytes()) {
+        return Ok(bytes);
     }
     for encoding in [&BASE64, &BASE64_NOPAD, &BASE64URL, &BASE64URL_NOPAD] {
         if let Ok(bytes) = encoding.decode(value.as_bytes()) {
@@ -183,6 +267,26 @@ mod tests {
             garbage.to_string().contains("DATA_ENCRYPTION_KEY"),
             "{garbage}"
         );
+    }
+
+    #[test]
+    fn previous_keys_form_a_ring() {
+        let other = "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000102030405060708090a0b0c0d0e0f";
+        let config = Config::from_values(HMAC_HEX, DATA_B64)
+            .unwrap()
+            .with_previous(&format!(" {other} , {HMAC_HEX},,"), "")
+            .unwrap();
+        assert_eq!(config.hmac_previous.len(), 1, "the current key is left out");
+        assert_eq!(config.data_previous.len(), 0);
+        let err = Config::from_values(HMAC_HEX, DATA_B64)
+            .unwrap()
+            .with_previous("", &format!("{other},abcd"))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Config { var: DATA_PREVIOUS_VAR, ref reason } if reason.starts_with("entry 2 ")),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("abcd"), "{err}");
     }
 
     #[test]

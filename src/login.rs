@@ -249,7 +249,14 @@ where
                 return Err(Error::MfaRequired);
             };
             match factor {
-                Factor::Totp(code) => match mfa.match_code(config, code, now)? {
+                Factor::Totp(code) => match match mfa.match_code(db, config, code, now).await {
+                    Ok(found) => found,
+                    Err(err) => {
+                        // A secret that does not open says nothing about the code.
+                        lockout::release(db, &attempt).await?;
+                        return Err(err);
+                    }
+                } {
                     totp::StepMatch::Fresh(step) => Some(Pending::Step {
                         config_id: config.id,
                         step,

@@ -34,10 +34,13 @@
 //!   migration, never sealed): revoked with reason `unsealed`, then
 //!   [`Error::Revoked`]: the user signs in again. An unknown newer version is
 //!   [`Error::Integrity`] and left alone (a newer deployment may know it);
-//! - sealed under a key that is no longer active (rotated or compromised):
-//!   revoked with reason `key_retired`, [`Error::Integrity`]. Sessions are not
-//!   re-sealed under a new key: a new key means signing in again. Under an
-//!   active key this process does not hold (a newer process rotated it in):
+//! - sealed under a rotated key of the ring (`HMAC_KEY_PREVIOUS`, see
+//!   [`Sessions::load_with_previous`]): checked with that key (seal and
+//!   `created_ip_hash`) and valid until it expires; sessions are never
+//!   re-sealed, so a ring key can leave the ring once its sessions expired;
+//! - sealed under a compromised key, or a rotated one not in the ring:
+//!   revoked with reason `key_retired`, [`Error::Integrity`]. Under an
+//!   active key this process does not hold (rotated in after it started):
 //!   [`Error::Integrity`] without revoking;
 //! - seal mismatch: a `tamper_detected` audit row, the session revoked with
 //!   reason `tampered`, [`Error::Integrity`];
@@ -85,6 +88,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::config::HmacKey;
+use crate::keys::HMAC_ALGORITHM as SEAL_ALGORITHM;
 use crate::{Error, crypto, keys};
 
 /// The sealing scheme this code writes and verifies.
@@ -106,8 +110,6 @@ pub const RISK_MAX: i32 = 100;
 const TOKEN_BYTES: usize = 32;
 /// Length of a token: 32 bytes in unpadded base64url.
 const TOKEN_LEN: usize = 43;
-/// `encryption_keys.algorithm` of the session key.
-const SEAL_ALGORITHM: &str = "HMAC-SHA256";
 const SEAL_LABEL: &[u8] = b"gatehouse session seal v1";
 const IP_LABEL: &[u8] = b"gatehouse session ip v1";
 /// Longest user agent kept (the column's size).
@@ -354,11 +356,13 @@ impl CleanupReport {
     }
 }
 
-/// The sessions service: the HMAC key, the record of that key, and the policy.
+/// The sessions service: the HMAC key, the record of that key, the ring of
+/// previous keys (with their records), and the policy.
 #[derive(Debug)]
 pub struct Sessions<'k> {
     key: &'k HmacKey,
     key_id: Uuid,
+    previous: Vec<(Uuid, &'k HmacKey)>,
     policy: SessionPolicy,
 }
 
@@ -379,23 +383,55 @@ enum Stale {
 }
 
 impl<'k> Sessions<'k> {
-    /// Records (or finds) `key` as the active session key and checks `policy`.
-    /// Call once at start; a key rotated in later by another process takes
-    /// effect here at the next start.
+    /// Checks `key` against the recorded session key and checks `policy`.
+    /// Call once at start. Without a key ring; see [`Self::load_with_previous`].
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an inconsistent policy; [`Error::Integrity`]
-    /// when `key` was rotated out or marked compromised before; a database error.
+    /// See [`Self::load_with_previous`].
     pub async fn load<C>(db: &C, key: &'k HmacKey, policy: SessionPolicy) -> Result<Self, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        Self::load_with_previous(db, key, &[], policy).await
+    }
+
+    /// Checks `key` against the recorded session key (recording it as
+    /// version 1 when none is recorded yet, never rotating; see
+    /// [`keys::ensure_configured`]) and checks `policy`. `previous` is the
+    /// key ring (`HMAC_KEY_PREVIOUS`): sessions sealed under one of those
+    /// keys whose record is `rotated` keep validating until they expire.
+    /// Ring keys that are not recorded, or are compromised, verify nothing.
+    /// Call once at start.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an inconsistent policy; [`Error::Config`]
+    /// (`HMAC_KEY`) when `key` is not the active recorded session key; a
+    /// database error.
+    pub async fn load_with_previous<C>(
+        db: &C,
+        key: &'k HmacKey,
+        previous: &'k [HmacKey],
+        policy: SessionPolicy,
+    ) -> Result<Self, Error>
     where
         C: ConnectionTrait + TransactionTrait,
     {
         policy.validate()?;
         let record =
-            keys::ensure_active(db, KeyType::Session, &key.fingerprint(), SEAL_ALGORITHM).await?;
+            keys::ensure_configured(db, KeyType::Session, &key.fingerprint(), SEAL_ALGORITHM)
+                .await?;
+        let mut ring = Vec::with_capacity(previous.len());
+        for old in previous {
+            if let Some(found) = keys::find(db, KeyType::Session, &old.fingerprint()).await?
+                && found.status == KeyStatus::Rotated
+            {
+                ring.push((found.id, old));
+            }
+        }
         Ok(Self {
             key,
             key_id: record.id,
+            previous: ring,
             policy,
         })
     }
@@ -410,34 +446,34 @@ impl<'k> Sessions<'k> {
         self.key_id
     }
 
+    /// The ids of the ring's rotated keys this service verifies with.
+    pub fn previous_key_ids(&self) -> Vec<Uuid> {
+        self.previous.iter().map(|(id, _)| *id).collect()
+    }
+
     /// Keyed hash of a normalized IP address, as in `created_ip_hash`.
     fn ip_hash(&self, ip: IpAddr) -> String {
-        crypto::hmac_sha256_hex(self.key.expose(), &[IP_LABEL, ip.to_string().as_bytes()])
+        ip_hash_with(self.key, ip)
     }
 
     /// The seal of `s` (see the module docs for the exact input).
     fn seal(&self, s: &sessions::Model) -> String {
-        fn opt(v: Option<&[u8]>) -> Vec<u8> {
-            v.map_or_else(|| vec![0], |v| [&[1][..], v].concat())
+        seal_with(self.key, s)
+    }
+
+    /// The key `s` is sealed under, when this service holds it: the current
+    /// key for the active record, a ring key for a rotated one.
+    fn key_of(&self, s: &sessions::Model, status: Option<KeyStatus>) -> Option<&'k HmacKey> {
+        let id = s.encryption_key_id?;
+        match status? {
+            KeyStatus::Active if id == self.key_id => Some(self.key),
+            KeyStatus::Rotated => self
+                .previous
+                .iter()
+                .find(|(ring_id, _)| *ring_id == id)
+                .map(|(_, key)| *key),
+            _ => None,
         }
-        let user_agent = opt(s.user_agent.as_deref().map(str::as_bytes));
-        let ip_hash = opt(s.created_ip_hash.as_deref().map(str::as_bytes));
-        let key_id = opt(s.encryption_key_id.as_ref().map(|k| &k.as_bytes()[..]));
-        crypto::hmac_sha256_hex(
-            self.key.expose(),
-            &[
-                SEAL_LABEL,
-                s.id.as_bytes(),
-                s.user_id.as_bytes(),
-                s.token_hash.as_bytes(),
-                &user_agent,
-                &s.created_at.timestamp_micros().to_be_bytes(),
-                &s.expires_at.timestamp_micros().to_be_bytes(),
-                &ip_hash,
-                &s.security_version.to_be_bytes(),
-                &key_id,
-            ],
-        )
     }
 
     /// Creates a sealed session for `user_id`, expiring after the absolute
@@ -585,7 +621,12 @@ impl<'k> Sessions<'k> {
                 )));
             }
         }
-        if key_status != Some(KeyStatus::Active) {
+        let Some(seal_key) = self.key_of(&session, key_status) else {
+            if key_status == Some(KeyStatus::Active) {
+                return Err(Error::Integrity(
+                    "session sealed under an active key this process does not hold; restart it with the current HMAC_KEY".into(),
+                ));
+            }
             revoke_audited(
                 db,
                 &session,
@@ -599,13 +640,8 @@ impl<'k> Sessions<'k> {
             return Err(Error::Integrity(
                 "session sealed under a key that is no longer active; sign in again".into(),
             ));
-        }
-        if session.encryption_key_id != Some(self.key_id) {
-            return Err(Error::Integrity(
-                "session sealed under an active key this process does not hold; restart it with the current HMAC_KEY".into(),
-            ));
-        }
-        let expected = self.seal(&session);
+        };
+        let expected = seal_with(seal_key, &session);
         let sealed = session
             .security_hash
             .as_deref()
@@ -629,9 +665,15 @@ impl<'k> Sessions<'k> {
         if now >= session.expires_at || now >= session.last_activity_at + self.policy.idle_timeout {
             return Err(Error::Expired);
         }
+        // `created_ip_hash` is keyed by the session's own key.
+        let ip_now = if std::ptr::eq(seal_key, self.key) {
+            ip_hash.clone()
+        } else {
+            client.ip.map(|ip| ip_hash_with(seal_key, ip))
+        };
         let score = risk_score(&RiskSignals {
             ip_changed: matches!(
-                (&session.created_ip_hash, &ip_hash),
+                (&session.created_ip_hash, &ip_now),
                 (Some(then), Some(current)) if then != current
             ),
             user_agent_changed: matches!(
@@ -971,6 +1013,36 @@ where
     }
     txn.commit().await?;
     Ok(revoked)
+}
+
+/// Keyed hash of a normalized IP address under `key`.
+fn ip_hash_with(key: &HmacKey, ip: IpAddr) -> String {
+    crypto::hmac_sha256_hex(key.expose(), &[IP_LABEL, ip.to_string().as_bytes()])
+}
+
+/// The seal of `s` under `key` (see the module docs for the exact input).
+fn seal_with(key: &HmacKey, s: &sessions::Model) -> String {
+    fn opt(v: Option<&[u8]>) -> Vec<u8> {
+        v.map_or_else(|| vec![0], |v| [&[1][..], v].concat())
+    }
+    let user_agent = opt(s.user_agent.as_deref().map(str::as_bytes));
+    let ip_hash = opt(s.created_ip_hash.as_deref().map(str::as_bytes));
+    let key_id = opt(s.encryption_key_id.as_ref().map(|k| &k.as_bytes()[..]));
+    crypto::hmac_sha256_hex(
+        key.expose(),
+        &[
+            SEAL_LABEL,
+            s.id.as_bytes(),
+            s.user_id.as_bytes(),
+            s.token_hash.as_bytes(),
+            &user_agent,
+            &s.created_at.timestamp_micros().to_be_bytes(),
+            &s.expires_at.timestamp_micros().to_be_bytes(),
+            &ip_hash,
+            &s.security_version.to_be_bytes(),
+            &key_id,
+        ],
+    )
 }
 
 /// `UPDATE sessions SET` revoked now for `reason`, the seal cleared.

@@ -19,6 +19,7 @@ mod m20261121_000002_add_session_cleanup_indexes;
 mod m20261121_000003_partition_audit_logs;
 mod m20261201_000001_fold_identities;
 mod m20261201_000002_add_login_throttles;
+mod m20261201_000003_record_backup_code_keys;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_partition_audit_logs::Migration),
             Box::new(m20261201_000001_fold_identities::Migration),
             Box::new(m20261201_000002_add_login_throttles::Migration),
+            Box::new(m20261201_000003_record_backup_code_keys::Migration),
         ]
     }
 }

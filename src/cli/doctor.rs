@@ -1,14 +1,18 @@
 //! `gatehouse doctor`: configuration, database reachability, pending or
 //! failed migrations, schema drift, audit_logs' partitions (PostgreSQL) and
-//! the recorded keys, each reported as
+//! the key ring (each configured key, current and previous, with its
+//! record's version and status, and what still depends on previous keys),
+//! each reported as
 //! ok, warn or fail with what to do. Exit 0 when nothing fails, 1 when a
 //! check fails, 2 when the configuration itself is unusable.
 
 use std::process::ExitCode;
 
-use entity::sea_orm_active_enums::KeyType;
+use entity::sea_orm_active_enums::{KeyStatus, KeyType};
+use entity::{encryption_keys, mfa_backup_codes, mfa_configurations, sessions};
 use migration::Migrator;
 use migration::runner::{Options, Runner};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use serde_json::json;
 
@@ -46,6 +50,8 @@ struct Check {
     name: &'static str,
     level: Level,
     detail: String,
+    /// More for `--format json` (the key ring).
+    extra: Option<(&'static str, serde_json::Value)>,
 }
 
 fn check(name: &'static str, level: Level, detail: impl Into<String>) -> Check {
@@ -53,6 +59,7 @@ fn check(name: &'static str, level: Level, detail: impl Into<String>) -> Check {
         name,
         level,
         detail: detail.into(),
+        extra: None,
     }
 }
 
@@ -271,47 +278,215 @@ async fn partitions_check(conn: &DatabaseConnection) -> Option<Check> {
     ))
 }
 
+/// One configured key of the ring and what depends on it.
+struct RingEntry {
+    variable: &'static str,
+    role: &'static str,
+    record: Option<encryption_keys::Model>,
+    dependents: u64,
+}
+
+fn status_word(status: KeyStatus) -> &'static str {
+    match status {
+        KeyStatus::Active => "active",
+        KeyStatus::Rotated => "rotated",
+        KeyStatus::Compromised => "compromised",
+    }
+}
+
+/// What depends on the key record `id` of `key_type`: live sessions and
+/// unused backup codes (HMAC), TOTP secrets (data).
+async fn dependents(
+    conn: &DatabaseConnection,
+    key_type: KeyType,
+    ids: Vec<uuid::Uuid>,
+) -> Result<(u64, u64), sea_orm::DbErr> {
+    if ids.is_empty() {
+        return Ok((0, 0));
+    }
+    Ok(match key_type {
+        KeyType::Data => (
+            mfa_configurations::Entity::find()
+                .filter(mfa_configurations::Column::EncryptionKeyId.is_in(ids))
+                .count(conn)
+                .await?,
+            0,
+        ),
+        _ => (
+            sessions::Entity::find()
+                .filter(sessions::Column::EncryptionKeyId.is_in(ids.clone()))
+                .filter(sessions::Column::IsRevoked.eq(false))
+                .filter(sessions::Column::ExpiresAt.gt(Utc::now()))
+                .count(conn)
+                .await?,
+            mfa_backup_codes::Entity::find()
+                .filter(mfa_backup_codes::Column::EncryptionKeyId.is_in(ids))
+                .filter(mfa_backup_codes::Column::UsedAt.is_null())
+                .count(conn)
+                .await?,
+        ),
+    })
+}
+
 async fn key_check(conn: &DatabaseConnection, config: &Config) -> Check {
-    let active = match keys::active(conn, KeyType::Session).await {
-        Ok(active) => active,
-        Err(err) => {
-            return check(
-                "keys",
-                Level::Warn,
-                format!("cannot read encryption_keys: {err}"),
-            );
-        }
-    };
-    match active {
-        None => check(
-            "keys",
-            Level::Ok,
-            "no session key recorded yet; the first session records the configured one",
-        ),
-        Some(key) if key.fingerprint == config.hmac_key.fingerprint() => check(
-            "keys",
-            Level::Ok,
-            format!(
-                "the configured {HMAC_KEY_VAR} is the active session key (version {})",
-                key.version
-            ),
-        ),
-        Some(key) => check(
+    match ring_report(conn, config).await {
+        Ok(check) => check,
+        Err(err) => check(
             "keys",
             Level::Warn,
-            format!(
-                "the configured {HMAC_KEY_VAR} differs from the active session key (version {}): \
-                 the next start rotates to it and existing sessions stop validating",
-                key.version
-            ),
+            format!("cannot read encryption_keys: {err}"),
         ),
     }
+}
+
+async fn ring_report(conn: &DatabaseConnection, config: &Config) -> Result<Check, crate::Error> {
+    let mut level = Level::Ok;
+    let mut notes: Vec<String> = Vec::new();
+    let mut json_ring = Vec::new();
+    let types = [
+        (
+            KeyType::Session,
+            config.hmac_key.fingerprint(),
+            config
+                .hmac_previous
+                .iter()
+                .map(|k| k.fingerprint())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            KeyType::Data,
+            config.data_key.fingerprint(),
+            config
+                .data_previous
+                .iter()
+                .map(|k| k.fingerprint())
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for (key_type, current, ring) in types {
+        let var = keys::variable(key_type);
+        let ring_var = keys::previous_variable(key_type);
+        let word = keys::command_word(key_type);
+        let recorded = keys::list(conn)
+            .await?
+            .into_iter()
+            .filter(|k| k.key_type == key_type)
+            .collect::<Vec<_>>();
+        let find = |fp: &str| recorded.iter().find(|k| k.fingerprint == fp).cloned();
+        let mut entries = vec![RingEntry {
+            variable: var,
+            role: "current",
+            record: find(&current),
+            dependents: 0,
+        }];
+        for fp in &ring {
+            entries.push(RingEntry {
+                variable: ring_var,
+                role: "previous",
+                record: find(fp),
+                dependents: 0,
+            });
+        }
+        match (&entries[0].record, recorded.is_empty()) {
+            (_, true) => notes.push(format!(
+                "{var}: not recorded yet (the first command that needs it records it as version 1)"
+            )),
+            (Some(k), _) if k.status == KeyStatus::Active => {
+                notes.push(format!("{var}: version {} active", k.version));
+            }
+            (record, _) => {
+                level = Level::Fail;
+                let what = record.as_ref().map_or_else(
+                    || "not recorded".to_owned(),
+                    |k| format!("version {} {}", k.version, status_word(k.status)),
+                );
+                notes.push(format!(
+                    "{var}: {what}, not the active key; commands that need it refuse to start                      (configure the active key, or `gatehouse keys rotate {word}`)"
+                ));
+            }
+        }
+        let mut covered: Vec<uuid::Uuid> = Vec::new();
+        for entry in entries.iter_mut().skip(1) {
+            match &entry.record {
+                None => {
+                    level = level.max(Level::Warn);
+                    notes.push(format!(
+                        "{ring_var}: a key that is not recorded (it verifies nothing)"
+                    ));
+                }
+                Some(k) if k.status == KeyStatus::Compromised => {
+                    level = level.max(Level::Warn);
+                    notes.push(format!(
+                        "{ring_var}: version {} is compromised (it verifies nothing; remove it)",
+                        k.version
+                    ));
+                }
+                Some(k) if k.status == KeyStatus::Active => {}
+                Some(k) => {
+                    covered.push(k.id);
+                    let (first, second) = dependents(conn, key_type, vec![k.id]).await?;
+                    entry.dependents = first + second;
+                    let depends = match key_type {
+                        KeyType::Data => format!("{first} TOTP secret(s)"),
+                        _ => format!("{first} live session(s), {second} unused backup code(s)"),
+                    };
+                    notes.push(format!(
+                        "{ring_var}: version {} rotated, still used by {depends}{}",
+                        k.version,
+                        if first + second == 0 {
+                            "; it can leave the ring"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+        }
+        // What depends on retired keys outside the ring is refused.
+        let stranded: Vec<uuid::Uuid> = recorded
+            .iter()
+            .filter(|k| k.status != KeyStatus::Active && !covered.contains(&k.id))
+            .map(|k| k.id)
+            .collect();
+        let (first, second) = dependents(conn, key_type, stranded).await?;
+        if first + second > 0 {
+            level = level.max(Level::Warn);
+            notes.push(match key_type {
+                KeyType::Data => format!(
+                    "{first} TOTP secret(s) are under retired data keys outside {ring_var}:                      they do not open"
+                ),
+                _ => format!(
+                    "{first} live session(s) and {second} unused backup code(s) are under retired                      HMAC keys outside {ring_var}: they are refused"
+                ),
+            });
+        }
+        for entry in entries {
+            json_ring.push(json!({
+                "variable": entry.variable,
+                "role": entry.role,
+                "key_type": word,
+                "version": entry.record.as_ref().map(|k| k.version),
+                "status": entry.record.as_ref().map(|k| status_word(k.status)),
+                "dependents": entry.dependents,
+            }));
+        }
+    }
+    let mut result = check("keys", level, notes.join("; "));
+    result.extra = Some(("ring", serde_json::Value::Array(json_ring)));
+    Ok(result)
 }
 
 fn print(checks: &[Check], format: migration::cli::Format) {
     let json: Vec<_> = checks
         .iter()
-        .map(|c| json!({ "check": c.name, "status": c.level.as_str(), "detail": c.detail }))
+        .map(|c| {
+            let mut entry =
+                json!({ "check": c.name, "status": c.level.as_str(), "detail": c.detail });
+            if let Some((name, value)) = &c.extra {
+                entry[*name] = value.clone();
+            }
+            entry
+        })
         .collect();
     let rows: Vec<Vec<String>> = checks
         .iter()

@@ -41,6 +41,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     let config = config()?;
     let ctx = Context::open(&args.common).await?;
     let mfa = Mfa::new(&config);
+    mfa.ensure_keys(&ctx.db).await?;
     match args.action {
         Action::Enroll { user, issuer } => {
             let user = ctx.user(&user).await?;

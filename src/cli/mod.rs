@@ -1,5 +1,5 @@
 //! The `gatehouse` operator CLI: accounts, roles and permissions, API keys,
-//! MFA, login and sessions, audit maintenance and a health check, over the
+//! MFA, login and sessions, key rotation, audit maintenance and a health check, over the
 //! database `DATABASE_URL` names (default: the SQLite file `./gatehouse.db`),
 //! plus `migrate` (the migration CLI).
 //!
@@ -12,6 +12,7 @@ mod apikey;
 mod context;
 mod doctor;
 mod input;
+mod keys;
 mod maintenance;
 mod mfa;
 mod output;
@@ -55,7 +56,9 @@ enum Command {
     Audit(maintenance::AuditArgs),
     /// Compute the daily security metrics.
     Metrics(maintenance::MetricsArgs),
-    /// Check configuration, database, pending migrations and schema drift.
+    /// Rotate and list the recorded keys (HMAC_KEY, DATA_ENCRYPTION_KEY).
+    Keys(keys::Args),
+    /// Check configuration, database, pending migrations, schema drift and the key ring.
     Doctor(doctor::Args),
 }
 
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Session(args) => session::run(args).await,
             Command::Audit(args) => maintenance::run_audit(args).await,
             Command::Metrics(args) => maintenance::run_metrics(args).await,
+            Command::Keys(args) => keys::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
         }
     });

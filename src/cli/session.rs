@@ -61,8 +61,15 @@ pub async fn run_login(args: LoginArgs) -> Result<ExitCode, Failure> {
     let config = config()?;
     let ctx = Context::open(&args.common).await?;
     let accounts = Accounts::new(Argon2idHasher::default()).await?;
-    let sessions = Sessions::load(&ctx.db, &config.hmac_key, SessionPolicy::default()).await?;
+    let sessions = Sessions::load_with_previous(
+        &ctx.db,
+        &config.hmac_key,
+        &config.hmac_previous,
+        SessionPolicy::default(),
+    )
+    .await?;
     let mfa = Mfa::new(&config);
+    mfa.ensure_keys(&ctx.db).await?;
     let password = input::secret("password", false)?;
     // Ask for the second factor up front when the account has MFA: the
     // operator reads the database anyway, so this reveals nothing new.
@@ -116,7 +123,13 @@ pub async fn run_login(args: LoginArgs) -> Result<ExitCode, Failure> {
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     let config = config()?;
     let ctx = Context::open(&args.common).await?;
-    let sessions = Sessions::load(&ctx.db, &config.hmac_key, SessionPolicy::default()).await?;
+    let sessions = Sessions::load_with_previous(
+        &ctx.db,
+        &config.hmac_key,
+        &config.hmac_previous,
+        SessionPolicy::default(),
+    )
+    .await?;
     match args.action {
         Action::Validate { ip, user_agent } => {
             let token = input::secret("session token", false)?;

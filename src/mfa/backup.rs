@@ -7,14 +7,23 @@
 //! stolen table useless without `HMAC_KEY`. A deterministic digest also lets
 //! one indexed, conditional `UPDATE` find and consume a code atomically; a
 //! salted hash would need every row of the user read and verified in turn.
+//!
+//! Each code records the HMAC key it was digested under
+//! (`encryption_key_id`, the `session` key record). After `HMAC_KEY` is
+//! rotated, a code is still accepted under the key of the ring
+//! (`HMAC_KEY_PREVIOUS`) it was made with, as long as that key's record is
+//! not compromised; the one `UPDATE` matches any of the digests, each only
+//! on rows recorded under its own key.
 
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use entity::encryption_keys;
 use entity::mfa_backup_codes::{self, ActiveModel, Column, Entity};
+use entity::sea_orm_active_enums::{KeyStatus, KeyType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, QueryTrait, sea_query::Expr,
 };
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -114,11 +123,13 @@ pub fn digest(key: &HmacKey, user_id: Uuid, normalized: &str) -> String {
     )
 }
 
-/// Replaces the user's unused codes with [`BACKUP_CODE_COUNT`] new ones;
-/// used codes stay as history. Run inside the caller's transaction.
+/// Replaces the user's unused codes with [`BACKUP_CODE_COUNT`] new ones,
+/// digested under `key` and recorded under its record `key_id`; used codes
+/// stay as history. Run inside the caller's transaction.
 pub(crate) async fn replace_unused<C: ConnectionTrait>(
     db: &C,
     key: &HmacKey,
+    key_id: Uuid,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<BackupCodes, Error> {
@@ -136,6 +147,7 @@ pub(crate) async fn replace_unused<C: ConnectionTrait>(
             id: Set(Uuid::now_v7()),
             user_id: Set(user_id),
             code_hash: Set(digest(key, user_id, &normalized)),
+            encryption_key_id: Set(Some(key_id)),
             used_at: Set(None),
             created_at: Set(now),
         });
@@ -155,29 +167,62 @@ pub(crate) enum Consumed {
     Unknown,
 }
 
+/// Rows whose digest is that of `normalized` under a key they were made
+/// with: under `current`, rows of its record or of no record (made before
+/// keys were recorded per code); under a ring key, rows of its record when
+/// that record is not compromised.
+fn matching(current: &HmacKey, previous: &[HmacKey], user_id: Uuid, normalized: &str) -> Condition {
+    let recorded_as = |key: &HmacKey, statuses: Vec<KeyStatus>| {
+        encryption_keys::Entity::find()
+            .select_only()
+            .column(encryption_keys::Column::Id)
+            .filter(encryption_keys::Column::KeyType.eq(KeyType::Session))
+            .filter(encryption_keys::Column::Fingerprint.eq(key.fingerprint()))
+            .filter(encryption_keys::Column::Status.is_in(statuses))
+            .into_query()
+    };
+    let mut any = Condition::any().add(
+        Condition::all()
+            .add(Column::CodeHash.eq(digest(current, user_id, normalized)))
+            .add(Condition::any().add(Column::EncryptionKeyId.is_null()).add(
+                Column::EncryptionKeyId.in_subquery(recorded_as(current, vec![KeyStatus::Active])),
+            )),
+    );
+    for key in previous {
+        any = any.add(
+            Condition::all()
+                .add(Column::CodeHash.eq(digest(key, user_id, normalized)))
+                .add(Column::EncryptionKeyId.in_subquery(recorded_as(
+                    key,
+                    vec![KeyStatus::Active, KeyStatus::Rotated],
+                ))),
+        );
+    }
+    Condition::all().add(Column::UserId.eq(user_id)).add(any)
+}
+
 /// Marks the code used with one conditional `UPDATE`, so that of two
-/// concurrent uses exactly one succeeds.
+/// concurrent uses exactly one succeeds. The digest is tried under the
+/// current key and every key of the ring.
 pub(crate) async fn consume<C: ConnectionTrait>(
     db: &C,
-    key: &HmacKey,
+    current: &HmacKey,
+    previous: &[HmacKey],
     user_id: Uuid,
     normalized: &str,
     now: DateTime<Utc>,
 ) -> Result<Consumed, Error> {
-    let hash = digest(key, user_id, normalized);
     let updated = Entity::update_many()
         .col_expr(Column::UsedAt, Expr::value(now))
-        .filter(Column::UserId.eq(user_id))
-        .filter(Column::CodeHash.eq(hash.as_str()))
+        .filter(matching(current, previous, user_id, normalized))
         .filter(Column::UsedAt.is_null())
         .exec(db)
         .await?;
-    if updated.rows_affected == 1 {
+    if updated.rows_affected >= 1 {
         return Ok(Consumed::Now);
     }
     let exists = Entity::find()
-        .filter(Column::UserId.eq(user_id))
-        .filter(Column::CodeHash.eq(hash))
+        .filter(matching(current, previous, user_id, normalized))
         .count(db)
         .await?;
     Ok(if exists > 0 {

@@ -3,10 +3,18 @@
 //!
 //! Stored form: base64(nonce || ciphertext || tag). Binding the user id means
 //! a ciphertext copied to another user's row does not decrypt.
+//!
+//! Which key opens a row: the configured key, or, for a row whose
+//! `encryption_key_id` names a rotated data key, the key of the ring
+//! (`DATA_ENCRYPTION_KEY_PREVIOUS`) with that record's fingerprint
+//! ([`open_row`]).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use data_encoding::BASE64;
+use entity::sea_orm_active_enums::{KeyStatus, KeyType};
+use entity::{encryption_keys, mfa_configurations};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
 use super::totp::{SECRET_LEN, TotpSecret};
@@ -15,7 +23,7 @@ use crate::config::DataKey;
 use crate::crypto;
 
 /// The algorithm recorded in `encryption_keys.algorithm` for the data key.
-pub const ALGORITHM: &str = "AES-256-GCM";
+pub const ALGORITHM: &str = crate::keys::DATA_ALGORITHM;
 /// AES-GCM nonce length in bytes (96 bits).
 const NONCE_LEN: usize = 12;
 /// AES-GCM tag length in bytes.
@@ -76,6 +84,56 @@ pub fn open(key: &DataKey, user_id: Uuid, stored: &str) -> Result<TotpSecret, Er
         .try_into()
         .map_err(|_| integrity("wrong length"))?;
     Ok(TotpSecret::from_bytes(secret))
+}
+
+/// The ring key a row encrypted under a rotated data key needs: the key of
+/// `previous` whose fingerprint is that of the row's `encryption_key_id`
+/// record. `None` without such a record or key, or when that record is
+/// active (the configured key's) or compromised.
+///
+/// # Errors
+/// A database error.
+pub async fn ring_key<'r, C: ConnectionTrait>(
+    db: &C,
+    previous: &'r [DataKey],
+    row: &mfa_configurations::Model,
+) -> Result<Option<&'r DataKey>, Error> {
+    let Some(key_id) = row.encryption_key_id else {
+        return Ok(None);
+    };
+    if previous.is_empty() {
+        return Ok(None);
+    }
+    let Some(record) = encryption_keys::Entity::find_by_id(key_id).one(db).await? else {
+        return Ok(None);
+    };
+    if record.key_type != KeyType::Data || record.status != KeyStatus::Rotated {
+        return Ok(None);
+    }
+    Ok(previous
+        .iter()
+        .find(|key| key.fingerprint() == record.fingerprint))
+}
+
+/// Decrypts the secret of `row`: under `current`, or else under the ring
+/// key its `encryption_key_id` names (see [`ring_key`]). The configured key
+/// is tried first, so the usual case costs no query.
+///
+/// # Errors
+/// [`Error::Integrity`] when neither opens it; a database error.
+pub async fn open_row<C: ConnectionTrait>(
+    db: &C,
+    current: &DataKey,
+    previous: &[DataKey],
+    row: &mfa_configurations::Model,
+) -> Result<TotpSecret, Error> {
+    match open(current, row.user_id, &row.secret_encrypted) {
+        Ok(secret) => Ok(secret),
+        Err(err) => match ring_key(db, previous, row).await? {
+            Some(key) => open(key, row.user_id, &row.secret_encrypted),
+            None => Err(err),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@
 //! the second factor, and [`devices`] lets a device skip it for a while.
 //! Every code check takes a throttling slot first and a failed one is
 //! recorded per factor ([`crate::lockout`]); a login's second factor is
-//! checked and consumed by [`crate::login`], inside the login's transaction. After
-//! `DATA_ENCRYPTION_KEY` changes, [`Mfa::reencrypt_secrets`] moves the stored
-//! secrets to the new key.
+//! checked and consumed by [`crate::login`], inside the login's transaction.
+//! After `DATA_ENCRYPTION_KEY` is rotated (`gatehouse keys rotate data`),
+//! secrets under the previous key keep opening through the key ring
+//! (`DATA_ENCRYPTION_KEY_PREVIOUS`) and [`Mfa::reencrypt_secrets`] moves them
+//! to the new key; backup codes keep working under the HMAC key they were
+//! digested with while it is in `HMAC_KEY_PREVIOUS`.
 
 pub mod backup;
 pub mod cipher;
@@ -131,26 +134,48 @@ impl Enrollment {
     }
 }
 
-/// The MFA service: the keys it needs and the lockout policy for failed codes.
+/// The MFA service: the keys it needs (current and previous) and the
+/// lockout policy for failed codes.
 #[derive(Debug)]
 pub struct Mfa<'k> {
     data_key: &'k DataKey,
     hmac_key: &'k HmacKey,
+    data_previous: &'k [DataKey],
+    hmac_previous: &'k [HmacKey],
     lockout: LockoutPolicy,
 }
 
 impl<'k> Mfa<'k> {
-    /// The service with the configured keys and the default lockout policy.
+    /// The service with the configured keys, their ring and the default
+    /// lockout policy.
     pub fn new(config: &'k Config) -> Self {
         Self::with_keys(&config.data_key, &config.hmac_key)
+            .with_previous_keys(&config.data_previous, &config.hmac_previous)
     }
 
+    /// The service with these keys and no ring.
     pub fn with_keys(data_key: &'k DataKey, hmac_key: &'k HmacKey) -> Self {
         Self {
             data_key,
             hmac_key,
+            data_previous: &[],
+            hmac_previous: &[],
             lockout: LockoutPolicy::default(),
         }
+    }
+
+    /// Adds the key ring: previous data keys (TOTP secrets encrypted under
+    /// them still open) and previous HMAC keys (backup codes digested under
+    /// them still count).
+    #[must_use]
+    pub fn with_previous_keys(
+        mut self,
+        data_previous: &'k [DataKey],
+        hmac_previous: &'k [HmacKey],
+    ) -> Self {
+        self.data_previous = data_previous;
+        self.hmac_previous = hmac_previous;
+        self
     }
 
     #[must_use]
@@ -167,7 +192,8 @@ impl<'k> Mfa<'k> {
     /// [`Error::InvalidInput`] for a bad issuer or account name;
     /// [`Error::NotFound`] for an unknown user; [`Error::Conflict`] when MFA
     /// is already confirmed for the user (disable it first);
-    /// [`Error::Integrity`] when the configured data key was retired.
+    /// [`Error::Config`] when the configured data key is not the active
+    /// recorded one.
     pub async fn enroll<C>(
         &self,
         db: &C,
@@ -181,15 +207,9 @@ impl<'k> Mfa<'k> {
     {
         let secret = TotpSecret::generate();
         let uri = totp::otpauth_uri(issuer, account, &secret)?;
+        let key = self.data_record(db).await?;
         let txn = db.begin().await?;
         load_user(&txn, user_id).await?;
-        let key = keys::ensure_active(
-            &txn,
-            KeyType::Data,
-            &self.data_key.fingerprint(),
-            cipher::ALGORITHM,
-        )
-        .await?;
         Entity::delete_many()
             .filter(Column::UserId.eq(user_id))
             .filter(Column::IsVerified.eq(false))
@@ -260,7 +280,7 @@ impl<'k> Mfa<'k> {
         if config.is_verified {
             return Err(Error::conflict("mfa", "MFA is already confirmed"));
         }
-        let secret = cipher::open(self.data_key, user_id, &config.secret_encrypted)?;
+        let secret = cipher::open_row(&txn, self.data_key, self.data_previous, &config).await?;
         let step = match totp::match_step(&secret, code, now, config.last_used_step) {
             totp::StepMatch::Fresh(step) => step,
             totp::StepMatch::Replayed => return Err(Error::Replayed),
@@ -281,10 +301,68 @@ impl<'k> Mfa<'k> {
         if updated.rows_affected != 1 {
             return Err(Error::Replayed);
         }
-        let codes = backup::replace_unused(&txn, self.hmac_key, user_id, now).await?;
+        let codes = self.issue_backup_codes(&txn, user_id, now).await?;
         crate::sessions::revoke_sessions(&txn, user_id, keep, REASON_MFA_CHANGED, now).await?;
         txn.commit().await?;
         Ok(codes)
+    }
+
+    /// Checks at start that the configured data and HMAC keys are the
+    /// active recorded ones (recording each as version 1 when none of its
+    /// type is recorded yet; never rotating).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `DATA_ENCRYPTION_KEY` or `HMAC_KEY`; a
+    /// database error.
+    pub async fn ensure_keys<C>(&self, db: &C) -> Result<(), Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        self.data_record(db).await?;
+        keys::ensure_configured(
+            db,
+            KeyType::Session,
+            &self.hmac_key.fingerprint(),
+            keys::HMAC_ALGORITHM,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The record of the configured data key (recorded as version 1 when
+    /// no data key is recorded yet; never rotated in).
+    async fn data_record<C>(&self, db: &C) -> Result<entity::encryption_keys::Model, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        keys::ensure_configured(
+            db,
+            KeyType::Data,
+            &self.data_key.fingerprint(),
+            cipher::ALGORITHM,
+        )
+        .await
+    }
+
+    /// Ten new backup codes digested under the configured HMAC key and
+    /// recorded with its record, replacing the unused ones.
+    async fn issue_backup_codes<C>(
+        &self,
+        db: &C,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<BackupCodes, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let record = keys::ensure_configured(
+            db,
+            KeyType::Session,
+            &self.hmac_key.fingerprint(),
+            keys::HMAC_ALGORITHM,
+        )
+        .await?;
+        backup::replace_unused(db, self.hmac_key, record.id, user_id, now).await
     }
 
     /// Turns MFA off for `user_id`: removes the configuration (and with it
@@ -374,7 +452,14 @@ impl<'k> Mfa<'k> {
         let (user, attempt) = self.claim(db, user_id, client, now).await?;
         let config = enabled_config(db, user_id).await?;
         let usable = attempt.account_counted && !lockout::is_locked(&user, now);
-        let found = self.match_code(&config, code, now)?;
+        let found = match self.match_code(db, &config, code, now).await {
+            Ok(found) => found,
+            Err(err) => {
+                // A secret that does not open says nothing about the code.
+                lockout::release(db, &attempt).await?;
+                return Err(err);
+            }
+        };
         let refused = match found {
             totp::StepMatch::Fresh(step) if usable => {
                 if Self::use_step(db, config.id, step, now).await? {
@@ -443,17 +528,19 @@ impl<'k> Mfa<'k> {
             .await?)
     }
 
-    /// How `code` compares with the configuration's secret around `now`.
+    /// How `code` compares with the configuration's secret around `now`
+    /// (opened with the configured data key, or the ring key it was sealed under).
     ///
     /// # Errors
     /// [`Error::Integrity`] when the stored secret does not decrypt.
-    pub(crate) fn match_code(
+    pub(crate) async fn match_code<C: ConnectionTrait>(
         &self,
+        db: &C,
         config: &mfa_configurations::Model,
         code: u32,
         now: DateTime<Utc>,
     ) -> Result<totp::StepMatch, Error> {
-        let secret = cipher::open(self.data_key, config.user_id, &config.secret_encrypted)?;
+        let secret = cipher::open_row(db, self.data_key, self.data_previous, config).await?;
         Ok(totp::match_step(&secret, code, now, config.last_used_step))
     }
 
@@ -484,7 +571,15 @@ impl<'k> Mfa<'k> {
         normalized: &str,
         now: DateTime<Utc>,
     ) -> Result<backup::Consumed, Error> {
-        backup::consume(db, self.hmac_key, user_id, normalized, now).await
+        backup::consume(
+            db,
+            self.hmac_key,
+            self.hmac_previous,
+            user_id,
+            normalized,
+            now,
+        )
+        .await
     }
 
     /// Takes a slot for a standalone code check of `user_id` from `client`.
@@ -522,37 +617,32 @@ impl<'k> Mfa<'k> {
     {
         let txn = db.begin().await?;
         enabled_config(&txn, user_id).await?;
-        let codes = backup::replace_unused(&txn, self.hmac_key, user_id, now).await?;
+        let codes = self.issue_backup_codes(&txn, user_id, now).await?;
         txn.commit().await?;
         Ok(codes)
     }
 
     /// Re-encrypts, under this service's data key, every TOTP secret not yet
-    /// stored under it, reading them with `old_key`: the step after
-    /// `DATA_ENCRYPTION_KEY` changes (or is marked compromised). Each row is
-    /// rewritten on its own with a conditional `UPDATE`, in batches of
-    /// [`REENCRYPT_BATCH`]; secrets that `old_key` cannot open are left
-    /// as they are and reported, so a run with another old key can take them.
+    /// recorded under it, opening each with the configured key or the ring
+    /// key its `encryption_key_id` names (see [`cipher::open_row`]): the step
+    /// after `gatehouse keys rotate data`. Each row is rewritten on its own
+    /// with a conditional `UPDATE`, in batches of [`REENCRYPT_BATCH`];
+    /// secrets no key opens are left as they are and reported, so a run with
+    /// another ring can take them.
     ///
     /// # Errors
-    /// [`Error::Integrity`] when the configured data key was retired; a
-    /// database error (rows rewritten before it stay rewritten).
+    /// [`Error::Config`] when the configured data key is not the active
+    /// recorded one; a database error (rows rewritten before it stay
+    /// rewritten).
     pub async fn reencrypt_secrets<C>(
         &self,
         db: &C,
-        old_key: &DataKey,
         now: DateTime<Utc>,
     ) -> Result<Reencrypted, Error>
     where
         C: ConnectionTrait + TransactionTrait,
     {
-        let key = keys::ensure_active(
-            db,
-            KeyType::Data,
-            &self.data_key.fingerprint(),
-            cipher::ALGORITHM,
-        )
-        .await?;
+        let key = self.data_record(db).await?;
         let mut report = Reencrypted::default();
         let mut after: Option<Uuid> = None;
         loop {
@@ -573,7 +663,9 @@ impl<'k> Mfa<'k> {
             };
             after = Some(last.id);
             for row in rows {
-                let Ok(secret) = cipher::open(old_key, row.user_id, &row.secret_encrypted) else {
+                let Ok(secret) =
+                    cipher::open_row(db, self.data_key, self.data_previous, &row).await
+                else {
                     report.undecryptable.push(row.user_id);
                     continue;
                 };

@@ -16,6 +16,7 @@ mod drift;
 mod escalation;
 mod identity;
 mod invariants;
+mod key_ring;
 mod keys;
 mod lockout;
 mod mfa;

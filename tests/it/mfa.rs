@@ -489,6 +489,34 @@ async fn secrets_follow_a_new_data_key(t: TestDb) {
     row.update(&t.db).await.unwrap();
 
     let new_config = Config::from_values(HMAC_HEX, OTHER_DATA_HEX).unwrap();
+    // Configuring the new key alone is refused: it does not rotate the old one out.
+    let err = Mfa::new(&new_config)
+        .reencrypt_secrets(&t.db, t0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Config {
+                var: "DATA_ENCRYPTION_KEY",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let v1 = keys::active(&t.db, KeyType::Data).await.unwrap().unwrap();
+    keys::rotate(
+        &t.db,
+        KeyType::Data,
+        &new_config.data_key.fingerprint(),
+        keys::DATA_ALGORITHM,
+        Some(v1.id),
+        None,
+        "test rotation",
+    )
+    .await
+    .unwrap();
+    // Without the old key in the ring the secrets do not open.
     let new = Mfa::new(&new_config);
     let (mia, mia_secret) = &secrets[0];
     assert!(matches!(
@@ -496,10 +524,12 @@ async fn secrets_follow_a_new_data_key(t: TestDb) {
             .await,
         Err(Error::Integrity(_))
     ));
-    let report = new
-        .reencrypt_secrets(&t.db, &old_config.data_key, t0)
-        .await
+    let ring_config = Config::from_values(HMAC_HEX, OTHER_DATA_HEX)
+        .unwrap()
+        .with_previous("", DATA_HEX)
         .unwrap();
+    let ring = Mfa::new(&ring_config);
+    let report = ring.reencrypt_secrets(&t.db, t0).await.unwrap();
     assert_eq!(report.reencrypted, 2);
     assert_eq!(report.undecryptable, [*broken]);
     let active = keys::active(&t.db, KeyType::Data).await.unwrap().unwrap();
@@ -528,10 +558,7 @@ async fn secrets_follow_a_new_data_key(t: TestDb) {
         .await,
         Err(Error::Integrity(_))
     ));
-    let again = new
-        .reencrypt_secrets(&t.db, &old_config.data_key, t0)
-        .await
-        .unwrap();
+    let again = ring.reencrypt_secrets(&t.db, t0).await.unwrap();
     assert_eq!((again.reencrypted, again.undecryptable.len()), (0, 1));
 }
 

@@ -690,7 +690,32 @@ async fn sessions_under_a_retired_key_fail(t: TestDb) {
         .await
         .unwrap();
 
-    // A new HMAC key is configured: its record rotates the old one out.
+    // A new HMAC key alone is refused at start: it does not rotate the old one out.
+    let err = Sessions::load(&t.db, &new_config.hmac_key, SessionPolicy::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Config {
+                var: "HMAC_KEY",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The operator rotates to it (without keeping the old key in the ring).
+    gatehouse::keys::rotate(
+        &t.db,
+        entity::sea_orm_active_enums::KeyType::Session,
+        &new_config.hmac_key.fingerprint(),
+        gatehouse::keys::HMAC_ALGORITHM,
+        Some(old.key_id()),
+        None,
+        "test rotation",
+    )
+    .await
+    .unwrap();
     let new = Sessions::load(&t.db, &new_config.hmac_key, SessionPolicy::default())
         .await
         .unwrap();
