@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 use serde_json::json;
 
-use super::context::{Context, Failure, Group, audit_admin, parse_span};
+use super::context::{Context, Failure, Group, after, audit_admin, check_until, parse_span};
 use super::output;
 use crate::rbac::{self, Actor};
 
@@ -22,10 +22,10 @@ pub enum Action {
         user: String,
         /// Role name, e.g. admin.
         role: String,
-        /// Grant for this long, e.g. 12h, 30d.
+        /// Grant for this long, e.g. 12h, 30d (at most 100 years).
         #[arg(long, value_parser = parse_span, conflicts_with = "until")]
         expires_in: Option<chrono::Duration>,
-        /// Grant until this time (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+        /// Grant until this time (RFC 3339, e.g. 2027-01-31T00:00:00Z), at most 100 years ahead.
         #[arg(long)]
         until: Option<DateTime<Utc>>,
     },
@@ -67,9 +67,16 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             expires_in,
             until,
         } => {
+            let expires_at = match (until, expires_in) {
+                (Some(until), _) => {
+                    check_until(ctx.now, until, "--until")?;
+                    Some(until)
+                }
+                (None, Some(span)) => Some(after(ctx.now, span, "--expires-in")?),
+                (None, None) => None,
+            };
             let user = ctx.user(&user).await?;
             let role = find_role(&ctx, &role).await?;
-            let expires_at = until.or_else(|| expires_in.map(|span| ctx.now + span));
             let txn = ctx.db.begin().await.map_err(crate::Error::from)?;
             rbac::grant_role(&txn, Actor::System, user.id, role.id, expires_at, ctx.now).await?;
             audit_admin(
