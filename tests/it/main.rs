@@ -13,6 +13,7 @@ mod constraints;
 mod counting;
 mod deploy;
 mod drift;
+mod hostile_input;
 mod invariants;
 mod keys;
 mod lockout;
