@@ -234,8 +234,11 @@ fn check_name(name: &str) -> Result<(), Error> {
             format!("longer than {MAX_NAME} characters"),
         ));
     }
-    if name.chars().any(char::is_control) {
-        return Err(invalid("name", "contains control characters"));
+    if name.chars().any(crate::accounts::validate::is_unprintable) {
+        return Err(invalid(
+            "name",
+            "contains control or invisible formatting characters",
+        ));
     }
     Ok(())
 }

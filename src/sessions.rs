@@ -249,6 +249,15 @@ struct CheckedClient {
 }
 
 impl Client<'_> {
+    /// Checks the IP address and user agent as [`Sessions::create`] would,
+    /// so a caller can refuse them before doing anything else.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming `ip_address` or `user_agent`.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.check().map(|_| ())
+    }
+
     fn check(&self) -> Result<CheckedClient, Error> {
         let ip = self.ip.map(parse_ip).transpose()?;
         let user_agent = match self.user_agent {
@@ -259,10 +268,10 @@ impl Client<'_> {
                     reason: format!("longer than {MAX_USER_AGENT} characters"),
                 });
             }
-            Some(ua) if ua.chars().any(char::is_control) => {
+            Some(ua) if ua.chars().any(crate::accounts::validate::is_unprintable) => {
                 return Err(Error::InvalidInput {
                     field: "user_agent",
-                    reason: "contains control characters".into(),
+                    reason: "contains control or invisible formatting characters".into(),
                 });
             }
             Some(ua) => Some(ua.to_owned()),

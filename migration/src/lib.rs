@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 pub mod cli;
 mod columns;
+pub mod redact;
 pub mod render;
 pub mod runner;
 

@@ -13,6 +13,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Account, LIST_LIMIT_MAX};
+
+/// The largest `offset` [`list_users`] takes: what every backend binds (a signed 64-bit integer).
+pub const LIST_OFFSET_MAX: u64 = i64::MAX as u64;
 use crate::Error;
 
 /// The columns an [`Account`] holds, in the order [`decode`] reads them.
@@ -50,6 +53,12 @@ pub async fn list_users<C: ConnectionTrait>(
         return Err(Error::InvalidInput {
             field: "limit",
             reason: format!("must be between 1 and {LIST_LIMIT_MAX}"),
+        });
+    }
+    if offset > LIST_OFFSET_MAX {
+        return Err(Error::InvalidInput {
+            field: "offset",
+            reason: format!("must be between 0 and {LIST_OFFSET_MAX}"),
         });
     }
     let mut query = Entity::find().select_only().columns(COLUMNS);

@@ -24,7 +24,7 @@ pub use hasher::{
     Argon2Costs, Argon2idHasher, OWASP_MIN_M_COST, OWASP_MIN_P_COST, OWASP_MIN_T_COST,
     PasswordHasher,
 };
-pub use listing::list_users;
+pub use listing::{LIST_OFFSET_MAX, list_users};
 pub use validate::Identifier;
 
 use crate::lockout::{self, Failure, LockoutPolicy};

@@ -244,7 +244,10 @@ fn is_repetition(s: &str) -> bool {
 
 /// Control characters and the invisible formatting characters (Unicode
 /// category Cf) that let two different strings look the same.
-fn is_unprintable(c: char) -> bool {
+/// Control characters and invisible formatting characters (bidirectional
+/// overrides such as U+202E, zero-width characters): text shown to people
+/// must not hide or reorder what it says.
+pub fn is_unprintable(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{00AD}'

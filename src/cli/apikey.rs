@@ -8,9 +8,9 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::context::{Context, Failure, Group, audit_admin, parse_span};
+use super::context::{Context, Failure, Group, after, audit_admin, parse_span};
 use super::{input, output};
-use crate::api_keys::{self, DEFAULT_RATE_LIMIT_PER_MINUTE, NewApiKey};
+use crate::api_keys::{self, DEFAULT_RATE_LIMIT_PER_MINUTE, MAX_RATE_LIMIT_PER_MINUTE, NewApiKey};
 
 /// The `Args` command line: options and subcommand.
 pub type Args = Group<Action>;
@@ -27,10 +27,10 @@ pub enum Action {
         /// Permission the key may use (repeatable), e.g. users.read.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
-        /// Expire after this long, e.g. 90d.
+        /// Expire after this long, e.g. 90d (at most 100 years).
         #[arg(long, value_parser = parse_span)]
         expires_in: Option<chrono::Duration>,
-        /// Requests per minute the key may make.
+        /// Requests per minute the key may make (1 to 100000).
         #[arg(long, default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
         rate_limit: i32,
     },
@@ -56,6 +56,14 @@ pub enum Action {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
+    // Refuse bad numbers before connecting.
+    if let Action::Issue { rate_limit, .. } = &args.action
+        && !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(rate_limit)
+    {
+        return Err(Failure::Usage(format!(
+            "--rate-limit must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"
+        )));
+    }
     let ctx = Context::open(&args.common).await?;
     match args.action {
         Action::Issue {
@@ -65,6 +73,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             expires_in,
             rate_limit,
         } => {
+            let expires_at = expires_in
+                .map(|span| after(ctx.now, span, "--expires-in"))
+                .transpose()?;
             let user = ctx.user(&user).await?;
             let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
             let txn = ctx.db.begin().await.map_err(crate::Error::from)?;
@@ -75,7 +86,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
                     name: &name,
                     scopes: &scope_refs,
                     rate_limit_per_minute: rate_limit,
-                    expires_at: expires_in.map(|span| ctx.now + span),
+                    expires_at,
                 },
                 ctx.now,
             )

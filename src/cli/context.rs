@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use entity::users;
-use migration::cli::{Format, redact};
+use migration::cli::Format;
+use migration::redact;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 
@@ -74,8 +75,22 @@ impl From<Error> for Failure {
         match err {
             Error::Config { .. } => Self::Usage(err.to_string()),
             Error::InvalidInput { .. } => Self::Denied(err.to_string()),
+            // The driver's text names tables, constraints and SQL: not for the operator's screen.
+            Error::Db(db_err) => Self::Denied(database_failure(&db_err).into()),
             other => Self::Denied(other.to_string()),
         }
+    }
+}
+
+/// A database failure in words, without the driver's text.
+fn database_failure(err: &sea_orm::DbErr) -> &'static str {
+    use sea_orm::DbErr;
+    match err {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
+            "the database connection failed; check that the server is running and try again"
+        }
+        DbErr::RecordNotFound(_) => "the record was not found (changed or removed meanwhile)",
+        _ => "the database could not complete the request",
     }
 }
 
@@ -98,7 +113,8 @@ impl Context {
             Failure::Usage(format!(
                 "cannot connect to {}: {err}. Check that the server is running and that \
                  DATABASE_URL (or --database-url) is right.",
-                redact(&url)
+                redact::url(&url),
+                err = redact::text(&err.to_string(), &url)
             ))
         })?;
         Ok(Self {
@@ -178,19 +194,30 @@ pub async fn audit_admin<C: sea_orm::ConnectionTrait>(
 /// Event type of operator actions in `audit_logs`.
 pub const ADMIN_EVENT: &str = "admin";
 
-/// A duration as `90s`, `30m`, `12h`, `30d` or `2w`.
+/// The longest span a command accepts (`--expires-in`): 100 years.
+pub const MAX_SPAN_DAYS: i64 = 36_525;
+
+/// A duration as `90s`, `30m`, `12h`, `30d` or `2w`, from one second to
+/// [`MAX_SPAN_DAYS`].
 ///
 /// # Errors
-/// A message for clap naming the accepted units.
+/// A message for clap naming the accepted units and range.
 pub fn parse_span(text: &str) -> Result<chrono::Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: i64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write e.g. 30m, 12h, 30d or 2w"))?;
+    let out_of_range = || format!("`{text}` must be from 1s to 100 years ({MAX_SPAN_DAYS}d)");
+    let value: i64 = match number.parse() {
+        Ok(value) => value,
+        Err(_) if !number.is_empty() => return Err(out_of_range()),
+        Err(_) => {
+            return Err(format!(
+                "`{text}` is not a duration; write e.g. 30m, 12h, 30d or 2w"
+            ));
+        }
+    };
     let span = match unit {
         "s" => chrono::Duration::try_seconds(value),
         "m" => chrono::Duration::try_minutes(value),
@@ -200,11 +227,42 @@ pub fn parse_span(text: &str) -> Result<chrono::Duration, String> {
         _ => return Err(format!("unknown unit in `{text}`; use s, m, h, d or w")),
     };
     match span {
-        Some(span) if value > 0 => Ok(span),
-        _ => Err(format!(
-            "`{text}` must be positive and at most a few centuries"
-        )),
+        Some(span) if value > 0 && span <= chrono::Duration::days(MAX_SPAN_DAYS) => Ok(span),
+        _ => Err(out_of_range()),
     }
+}
+
+/// `now + span`, checked: a usage error naming `flag` when the time does
+/// not exist.
+///
+/// # Errors
+/// [`Failure::Usage`] when the sum overflows.
+pub fn after(
+    now: DateTime<Utc>,
+    span: chrono::Duration,
+    flag: &str,
+) -> Result<DateTime<Utc>, Failure> {
+    now.checked_add_signed(span).ok_or_else(|| {
+        Failure::Usage(format!(
+            "{flag} reaches past the last representable time; use at most {MAX_SPAN_DAYS}d"
+        ))
+    })
+}
+
+/// Refuses a `--until` time that is not in the future or lies more than
+/// [`MAX_SPAN_DAYS`] ahead.
+///
+/// # Errors
+/// [`Failure::Usage`] naming `flag` and the range.
+pub fn check_until(now: DateTime<Utc>, until: DateTime<Utc>, flag: &str) -> Result<(), Failure> {
+    let latest = after(now, chrono::Duration::days(MAX_SPAN_DAYS), flag)?;
+    if until <= now || until > latest {
+        return Err(Failure::Usage(format!(
+            "{flag} must be after now and at most 100 years ahead (by {})",
+            latest.to_rfc3339()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -220,5 +278,11 @@ mod tests {
         assert!(parse_span("30").is_err());
         assert!(parse_span("d").is_err());
         assert!(parse_span("99999999999999999w").is_err());
+        assert!(parse_span("99999999999d").is_err());
+        assert!(parse_span("1000000000d").is_err());
+        assert!(parse_span("999999999999999999999999d").is_err());
+        assert_eq!(parse_span("36525d"), Ok(chrono::Duration::days(36_525)));
+        assert!(parse_span("36526d").is_err());
+        assert!(parse_span("5219w").is_err());
     }
 }

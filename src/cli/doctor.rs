@@ -84,8 +84,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         Err(err) => Err(err.to_string()),
         Ok(()) => db::connect(&url).await.map_err(|err| {
             format!(
-                "cannot connect to {}: {err}; check that the server runs and DATABASE_URL is right",
-                migration::cli::redact(&url)
+                "cannot connect to {}: {}; check that the server runs and DATABASE_URL is right",
+                migration::redact::url(&url),
+                migration::redact::text(&err.to_string(), &url)
             )
         }),
     };
@@ -137,14 +138,20 @@ async fn database_check(conn: &DatabaseConnection, url: &str) -> Check {
     check(
         "database",
         Level::Ok,
-        format!("{} reachable ({version})", migration::cli::redact(url)),
+        format!("{} reachable ({version})", migration::redact::url(url)),
     )
 }
 
 async fn migrations_check(url: &str) -> Check {
     let runner = match Runner::<Migrator>::connect(url, None, Options::default()).await {
         Ok(runner) => runner,
-        Err(err) => return check("migrations", Level::Fail, err.to_string()),
+        Err(err) => {
+            return check(
+                "migrations",
+                Level::Fail,
+                migration::redact::text(&err.to_string(), url),
+            );
+        }
     };
     let status = runner.status().await;
     runner.close().await;

@@ -61,7 +61,7 @@ pub type MetricsArgs = Group<MetricsAction>;
 pub enum MetricsAction {
     /// Compute one UTC day's security_metrics row (replacing an earlier one).
     Rollup {
-        /// The day, YYYY-MM-DD (default: yesterday, UTC).
+        /// The day, YYYY-MM-DD, from 1970-01-01 to today (default: yesterday, UTC).
         #[arg(long)]
         date: Option<NaiveDate>,
     },
@@ -217,6 +217,15 @@ async fn list_partitions(common: &CommonArgs) -> Result<ExitCode, Failure> {
 
 pub async fn run_metrics(args: MetricsArgs) -> Result<ExitCode, Failure> {
     let MetricsAction::Rollup { date } = args.action;
+    let today = chrono::Utc::now().date_naive();
+    if let Some(date) = date
+        && !(NaiveDate::from_ymd_opt(1970, 1, 1).is_some_and(|first| date >= first)
+            && date <= today)
+    {
+        return Err(Failure::Usage(format!(
+            "--date must be between 1970-01-01 and today ({today})"
+        )));
+    }
     let ctx = Context::open(&args.common).await?;
     let date = date.unwrap_or_else(|| {
         ctx.now

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::context::{Context, Failure, Group, parse_span};
+use super::context::{Context, Failure, Group, after, check_until, parse_span};
 use super::output;
 use crate::rbac::{self, Actor};
 
@@ -23,10 +23,10 @@ pub enum Action {
         user: String,
         /// Role name, e.g. admin.
         role: String,
-        /// Grant for this long, e.g. 12h, 30d.
+        /// Grant for this long, e.g. 12h, 30d (at most 100 years).
         #[arg(long, value_parser = parse_span, conflicts_with = "until")]
         expires_in: Option<chrono::Duration>,
-        /// Grant until this time (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+        /// Grant until this time (RFC 3339, e.g. 2027-01-31T00:00:00Z), at most 100 years ahead.
         #[arg(long)]
         until: Option<DateTime<Utc>>,
     },
@@ -141,9 +141,16 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             expires_in,
             until,
         } => {
+            let expires_at = match (until, expires_in) {
+                (Some(until), _) => {
+                    check_until(ctx.now, until, "--until")?;
+                    Some(until)
+                }
+                (None, Some(span)) => Some(after(ctx.now, span, "--expires-in")?),
+                (None, None) => None,
+            };
             let user = ctx.user(&user).await?;
             let role = find_role(&ctx, &role).await?;
-            let expires_at = until.or_else(|| expires_in.map(|span| ctx.now + span));
             rbac::grant_role(
                 &ctx.db,
                 Actor::System,

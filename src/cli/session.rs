@@ -57,7 +57,15 @@ pub enum Action {
     Cleanup,
 }
 
+/// Refuses a malformed `--ip` or `--user-agent` before anything is read or written.
+fn check_client(ip: Option<&str>, user_agent: Option<&str>) -> Result<(), Failure> {
+    Client { ip, user_agent }
+        .validate()
+        .map_err(|err| Failure::Usage(format!("{err} (--ip, --user-agent)")))
+}
+
 pub async fn run_login(args: LoginArgs) -> Result<ExitCode, Failure> {
+    check_client(args.ip.as_deref(), args.user_agent.as_deref())?;
     let config = config()?;
     let ctx = Context::open(&args.common).await?;
     let accounts = Accounts::new(Argon2idHasher::default()).await?;
@@ -121,6 +129,9 @@ pub async fn run_login(args: LoginArgs) -> Result<ExitCode, Failure> {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
+    if let Action::Validate { ip, user_agent } = &args.action {
+        check_client(ip.as_deref(), user_agent.as_deref())?;
+    }
     let config = config()?;
     let ctx = Context::open(&args.common).await?;
     let sessions = Sessions::load_with_previous(

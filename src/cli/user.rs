@@ -33,7 +33,7 @@ pub enum Action {
         /// Most accounts to show (1 to 1000).
         #[arg(long, default_value_t = 100)]
         limit: u64,
-        /// Accounts to skip.
+        /// Accounts to skip (0 to 9223372036854775807).
         #[arg(long, default_value_t = 0)]
         offset: u64,
         /// Include soft-deleted accounts.
@@ -60,6 +60,14 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         return Err(Failure::Usage(format!(
             "--limit must be between 1 and {}",
             accounts::LIST_LIMIT_MAX
+        )));
+    }
+    if let Action::List { offset, .. } = &args.action
+        && *offset > accounts::LIST_OFFSET_MAX
+    {
+        return Err(Failure::Usage(format!(
+            "--offset must be between 0 and {}",
+            accounts::LIST_OFFSET_MAX
         )));
     }
     let ctx = Context::open(&args.common).await?;

@@ -205,8 +205,10 @@ pub fn check_label_part(field: &'static str, value: &str, max_chars: usize) -> R
     if value.contains(':') {
         return Err(invalid("must not contain ':'"));
     }
-    if value.chars().any(char::is_control) {
-        return Err(invalid("must not contain control characters"));
+    if value.chars().any(crate::accounts::validate::is_unprintable) {
+        return Err(invalid(
+            "must not contain control or invisible formatting characters",
+        ));
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ mod counting;
 mod deploy;
 mod drift;
 mod escalation;
+mod hostile_input;
 mod identity;
 mod invariants;
 mod key_ring;

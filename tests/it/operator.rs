@@ -13,12 +13,14 @@ backend_tests!(run_migrated: users_roles_and_permissions, login_sessions_and_met
 backend_tests!(run_empty: doctor_reports_pending_migrations);
 backend_tests!(run_migrated: custom_roles_from_the_command_line);
 
-const HMAC_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-const DATA_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-const PASSWORD: &str = "operator test passphrase, long enough";
+pub(crate) const HMAC_KEY: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+pub(crate) const DATA_KEY: &str =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+pub(crate) const PASSWORD: &str = "operator test passphrase, long enough";
 
 /// The binary, pointed at `t`, with test keys, run outside the repository so no `.env` is read.
-fn gatehouse(t: &TestDb) -> Command {
+pub(crate) fn gatehouse(t: &TestDb) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     cmd.current_dir(std::env::temp_dir())
         .env_remove("RUST_LOG")
@@ -29,11 +31,11 @@ fn gatehouse(t: &TestDb) -> Command {
 }
 
 /// Runs `args` with `stdin` piped in.
-fn run(t: &TestDb, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn run(t: &TestDb, args: &[&str], stdin: &str) -> Output {
     run_cmd(gatehouse(t).args(args), stdin)
 }
 
-fn run_cmd(cmd: &mut Command, stdin: &str) -> Output {
+pub(crate) fn run_cmd(cmd: &mut Command, stdin: impl AsRef<[u8]>) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -44,12 +46,12 @@ fn run_cmd(cmd: &mut Command, stdin: &str) -> Output {
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(stdin.as_bytes())
+        .write_all(stdin.as_ref())
         .expect("stdin accepts the input");
     child.wait_with_output().expect("the binary finishes")
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status.code(),
@@ -59,22 +61,22 @@ fn text(out: &Output) -> String {
 }
 
 /// Asserts the exit code and returns stdout.
-fn expect(out: &Output, code: i32) -> String {
+pub(crate) fn expect(out: &Output, code: i32) -> String {
     assert_eq!(out.status.code(), Some(code), "{}", text(out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Asserts exit 0 and parses stdout as JSON.
-fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     let stdout = expect(out, 0);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn create_user(t: &TestDb, name: &str, roles: &[&str]) -> Value {
+pub(crate) fn create_user(t: &TestDb, name: &str, roles: &[&str]) -> Value {
     let email = format!("{name}@example.com");
     let mut args = vec![
         "user",
@@ -353,7 +355,7 @@ async fn login_sessions_and_metrics(t: TestDb) {
         gatehouse(&t)
             .args(["login", "alice"])
             .env_remove("HMAC_KEY"),
-        &format!("{PASSWORD}\n"),
+        format!("{PASSWORD}\n"),
     );
     expect(&no_key, 2);
     assert!(stderr(&no_key).contains("HMAC_KEY"), "{}", text(&no_key));

@@ -20,6 +20,7 @@ use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::sea_orm::{DbBackend, DbErr};
 
 use crate::Migrator;
+use crate::redact;
 use crate::render::{Direction, render_sql};
 use crate::runner::{Options, Runner, Target};
 
@@ -186,30 +187,42 @@ impl From<Backend> for DbBackend {
     }
 }
 
-/// A duration as `500ms`, `30s`, `10m`, `1h`, or a bare number of milliseconds.
+/// The longest `--lock-timeout` or `--statement-timeout`: a day.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration as `500ms`, `30s`, `10m`, `1h`, or a bare number of
+/// milliseconds, at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number.parse().map_err(|_| {
-        format!(
-            "`{text}` is not a duration; write e.g. 500ms, 30s, 10m or a number of milliseconds"
-        )
-    })?;
-    let millis = match unit.trim() {
-        "" | "ms" => value,
-        "s" => value * 1000,
-        "m" => value * 60_000,
-        "h" => value * 3_600_000,
+    let too_long = || format!("`{text}` is longer than the most allowed, 24h");
+    let value: u64 = match number.parse() {
+        Ok(value) => value,
+        Err(_) if !number.is_empty() => return Err(too_long()),
+        Err(_) => {
+            return Err(format!(
+                "`{text}` is not a duration; write e.g. 500ms, 30s, 10m or a number of milliseconds"
+            ));
+        }
+    };
+    let factor = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
         other => {
             return Err(format!(
                 "unknown unit `{other}` in `{text}`; use ms, s, m or h"
             ));
         }
     };
-    Ok(Duration::from_millis(millis))
+    match value.checked_mul(factor).map(Duration::from_millis) {
+        Some(duration) if duration <= MAX_DURATION => Ok(duration),
+        _ => Err(too_long()),
+    }
 }
 
 /// What went wrong, and which exit code it gets.
@@ -318,24 +331,6 @@ fn init_logging(verbose: bool) {
         .try_init();
 }
 
-/// The URL with its password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split(':').next().unwrap_or_default();
-                if credentials.contains(':') {
-                    format!("{scheme}://{user}:***@{host}")
-                } else {
-                    format!("{scheme}://{user}@{host}")
-                }
-            }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 /// The database URL the arguments name (or the SQLite default, said on
 /// stderr), checked for a supported scheme.
 fn database_url(args: &ConnectionArgs) -> Result<String, Failure> {
@@ -360,13 +355,40 @@ fn database_url(args: &ConnectionArgs) -> Result<String, Failure> {
     ) {
         return Err(Failure::Usage(format!(
             "unsupported database URL scheme `{scheme}:` in DATABASE_URL ({}); use postgres://, mysql:// or sqlite://",
-            redact(&url)
+            redact::url(&url)
         )));
     }
     Ok(url)
 }
 
+/// Refuses a PostgreSQL schema name that cannot be quoted safely: sea-orm
+/// writes it into `SET search_path = "<name>"` without escaping, so a `"`
+/// would end the identifier and let the rest run as SQL.
+fn check_schema(schema: Option<&str>) -> Result<(), Failure> {
+    let Some(schema) = schema else {
+        return Ok(());
+    };
+    let problem = if schema.is_empty() {
+        Some("is empty")
+    } else if schema.len() > 63 {
+        Some("is longer than 63 bytes (PostgreSQL's limit)")
+    } else if schema.contains('"') {
+        Some("contains a double quote")
+    } else if schema.chars().any(char::is_control) {
+        Some("contains control characters")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Failure::Usage(format!(
+            "--database-schema (DATABASE_SCHEMA) {problem}; give the name of an existing schema"
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn connect(args: &ConnectionArgs, allow_changed: bool) -> Result<Runner<Migrator>, Failure> {
+    check_schema(args.database_schema.as_deref())?;
     let url = database_url(args)?;
     let options = Options {
         lock_timeout: Some(args.lock_timeout),
@@ -379,8 +401,8 @@ async fn connect(args: &ConnectionArgs, allow_changed: bool) -> Result<Runner<Mi
             Failure::Usage(format!(
                 "cannot connect to {}: {}. Check that the server is running and that DATABASE_URL \
              (or --database-url) is right.",
-                redact(&url),
-                message(&err)
+                redact::url(&url),
+                redact::text(&message(&err), &url)
             ))
         })
 }

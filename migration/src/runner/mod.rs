@@ -208,7 +208,12 @@ impl<M: MigratorTrait> Runner<M> {
         }
         // A short busy timeout lets the lock wait say that it waits and honour --lock-timeout.
         connect.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_millis(250)));
-        let db = Database::connect(connect).await?;
+        // A driver's message may quote the URL: never with its secrets.
+        let db = Database::connect(connect).await.map_err(|err| {
+            DbErr::Conn(sea_orm_migration::sea_orm::RuntimeErr::Internal(
+                crate::redact::text(&err.to_string(), url),
+            ))
+        })?;
         if db.get_database_backend() == DbBackend::MySql
             && let Some(timeout) = options.statement_timeout
         {
