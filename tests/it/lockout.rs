@@ -353,7 +353,7 @@ async fn locked_unknown_disabled_and_wrong_answer_alike(t: TestDb) {
     let policy = LockoutPolicy::default();
     let accounts = service(policy).await;
     let now = start();
-    let wrong = register(&t, &accounts, "wrongpw").await;
+    register(&t, &accounts, "wrongpw").await;
     let locked = register(&t, &accounts, "adminlocked").await;
     let ceiling = register(&t, &accounts, "ceiling").await;
     let disabled = register(&t, &accounts, "disabled").await;
@@ -366,7 +366,6 @@ async fn locked_unknown_disabled_and_wrong_answer_alike(t: TestDb) {
     let mut row: users::ActiveModel = disabled.into();
     row.is_active = Set(false);
     row.update(&t.db).await.unwrap();
-    let _ = wrong;
 
     let counting = CountingDb::new(t.db.clone());
     let mut traces = Vec::new();

@@ -10,7 +10,7 @@ use gatehouse::mfa::{ClientInfo, Mfa, TotpSecret, devices};
 use gatehouse::rbac::{self, Actor};
 use gatehouse::sessions::{Client, SessionPolicy, Sessions};
 use gatehouse::{Config, Error};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use uuid::Uuid;
 
 use crate::accounts::PASSPHRASE;
@@ -59,8 +59,6 @@ impl Fixture<'_> {
             )
             .await
             .unwrap();
-        accounts::get(&self.t.db, account.id).await.unwrap();
-        use sea_orm::EntityTrait;
         users::Entity::find_by_id(account.id)
             .one(&self.t.db)
             .await
@@ -151,11 +149,10 @@ async fn every_revocation_clears_the_seal_and_is_audited(t: TestDb) {
         )
         .await
         .unwrap();
-        if kind == Kind::MfaDisabled {
-            f.enable_mfa(&user, Some(kept)).await;
-            // Enabling kept only the caller's session: a new victim.
-        }
+        // To disable MFA it must be on; enabling it kept only the caller's
+        // session, so the victim is a session opened after.
         let (victim, victim_token) = if kind == Kind::MfaDisabled {
+            f.enable_mfa(&user, Some(kept)).await;
             f.session(user.id).await
         } else {
             (victim, victim_token)
