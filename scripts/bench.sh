@@ -11,6 +11,7 @@
 # W4: ingest (batches 1 to 100k against COPY and sqlx push_values)
 # W5: retention (1M rows; 5M on PostgreSQL)
 # W6: online_migration (the session-security migration on 1M sessions)
+# login: what one completed login costs
 # and the migration runner's overhead against plain Migrator::up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +33,5 @@ run "W4: audit ingest" ingest
 run "W5: retention" retention
 run "W6: session-security migration on a large table" online_migration
 run "Migration runner overhead" runner_overhead
+run "Login: one completed login" login
 echo "report: $report"
