@@ -11,7 +11,7 @@
 //! at most as many secrets as the policy allows, on every backend.
 //!
 //! # Per source
-//! The `source` is the client's address ([`source_key`]: IPv4, an IPv6 /64
+//! The `source` is the client's address ([`source_key`]: IPv4, an IPv6 /56
 //! prefix, empty when unknown). A source that failed `k ≥ 2` times waits
 //! `backoff_base × 2^(k-2)` before its next attempt (one typo costs nothing); after
 //! [`LockoutPolicy::source_max_failures`] it is shut out of that account until
@@ -59,8 +59,9 @@ const MAX_SOURCE_FAILURES: u32 = 100;
 /// waiting nothing after its first failure and 1 s, 2 s and 4 s after the
 /// next three, then is shut
 /// out of that account until 15 minutes pass without an attempt from it; the
-/// account itself locks for 15 minutes after 100 failures from all sources
-/// together since its last completed login.
+/// account itself locks for an hour after 100 failures from all sources
+/// together since its last completed login (so at most about 100 failures an
+/// hour reach an account, as OWASP ASVS 2.2.1 asks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockoutPolicy {
     /// Failed attempts one source may make against one account (1..=100).
@@ -82,7 +83,7 @@ impl Default for LockoutPolicy {
             source_window: Duration::minutes(15),
             backoff_base: Duration::seconds(1),
             account_max_failures: 100,
-            account_lock: Duration::minutes(15),
+            account_lock: Duration::hours(1),
         }
     }
 }
@@ -141,8 +142,8 @@ impl LockoutPolicy {
 }
 
 /// The throttling key of a client address: an IPv4 address as is (an
-/// IPv4-mapped IPv6 address as its IPv4), an IPv6 address as its /64 prefix
-/// (one subscriber's whole network), empty when unknown.
+/// IPv4-mapped IPv6 address as its IPv4), an IPv6 address as its /56 prefix
+/// (what one subscriber is commonly given: 256 /64 networks), empty when unknown.
 pub fn source_key(ip: Option<IpAddr>) -> String {
     match ip {
         None => String::new(),
@@ -151,7 +152,7 @@ pub fn source_key(ip: Option<IpAddr>) -> String {
             Some(v4) => v4.to_string(),
             None => {
                 let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                format!("{:x}:{:x}:{:x}:{:x}::/56", s[0], s[1], s[2], s[3] & 0xff00)
             }
         },
     }
@@ -177,16 +178,22 @@ pub fn unknown_subject(normalized_identifier: &str) -> Uuid {
 /// A slot taken by [`claim`]: what [`release`] gives back and failures are recorded against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
-    /// The account's id, or [`unknown_subject`] of the identifier.
+    /// Whose count at this source the attempt took: [`unknown_subject`] of
+    /// the identifier typed at a login, the account's id for other checks.
     pub subject: Uuid,
+    /// The account whose ceiling counted it (an id matching no account when
+    /// the identifier names none).
+    pub account: Uuid,
     pub source: String,
     /// Whether the account's ceiling counted this attempt (false: the account
     /// is locked, or there is no account): verify against the dummy hash then.
     pub account_counted: bool,
 }
 
-/// Takes a slot for one attempt of `source` against `subject`, before any
-/// secret is verified. `last_success` is when the account's last completed
+/// Takes a slot for one attempt of `source` against `subject` (at a login,
+/// the typed identifier's [`unknown_subject`], known account or not: a
+/// shared count would tell which email and username name one account) and
+/// against `account`'s ceiling, before any secret is verified. `last_success` is when the account's last completed
 /// login came from this same source, if it did: the source's count restarts
 /// after it.
 ///
@@ -197,6 +204,7 @@ pub async fn claim<C: ConnectionTrait>(
     db: &C,
     policy: &LockoutPolicy,
     subject: Uuid,
+    account: Uuid,
     source: &str,
     last_success: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -211,9 +219,10 @@ pub async fn claim<C: ConnectionTrait>(
             return Err(refusal(db, policy, subject, source, now).await?);
         }
     }
-    let account_counted = claim_account(db, policy, subject, now).await?;
+    let account_counted = claim_account(db, policy, account, now).await?;
     Ok(Attempt {
         subject,
+        account,
         source: source.to_owned(),
         account_counted,
     })
@@ -376,7 +385,7 @@ pub async fn release<C: ConnectionTrait>(db: &C, attempt: &Attempt) -> Result<()
                 users::Column::FailedLoginCount,
                 Expr::col(users::Column::FailedLoginCount).sub(1),
             )
-            .filter(users::Column::Id.eq(attempt.subject))
+            .filter(users::Column::Id.eq(attempt.account))
             .filter(users::Column::FailedLoginCount.gt(0))
             .exec(db)
             .await?;
@@ -478,9 +487,13 @@ mod tests {
             source_key(ip("2001:db8:1:2:aaaa::1")),
             source_key(ip("2001:db8:1:2:bbbb::9"))
         );
-        assert_ne!(
+        assert_eq!(
             source_key(ip("2001:db8:1:2::1")),
             source_key(ip("2001:db8:1:3::1"))
+        );
+        assert_ne!(
+            source_key(ip("2001:db8:1:200::1")),
+            source_key(ip("2001:db8:1:300::1"))
         );
     }
 

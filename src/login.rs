@@ -43,7 +43,7 @@ use crate::Error;
 use crate::accounts::{Account, Accounts, Identifier, PasswordHasher, validate};
 use crate::audit::{AuditEntry, event_types::LOGIN};
 use crate::lockout::{self, Failure};
-use crate::mfa::{ClientInfo, Mfa, backup, totp};
+use crate::mfa::{Mfa, backup, totp};
 use crate::sessions::{Client, CreatedSession, Sessions, parse_ip};
 
 /// Audit action of a login with a password only (and of a failed password).
@@ -166,8 +166,9 @@ where
     H: PasswordHasher,
 {
     // 1. Form.
-    ClientInfo {
-        ip_address: request.ip_address,
+    // The session's own rules, so that a login never fails at its last step.
+    Client {
+        ip: request.ip_address,
         user_agent: request.user_agent,
     }
     .validate()?;
@@ -198,9 +199,10 @@ where
 
     // 3. The slot.
     let source = lockout::source_key(ip);
-    let subject = user
-        .as_ref()
-        .map_or_else(|| lockout::unknown_subject(identifier.as_str()), |u| u.id);
+    // The source's count is the typed identifier's, known account or not; the
+    // ceiling is the account's.
+    let subject = lockout::unknown_subject(identifier.as_str());
+    let account = user.as_ref().map_or(subject, |u| u.id);
     let last_success = user.as_ref().and_then(|u| {
         let from = u.last_login_ip.as_deref().and_then(|t| t.parse().ok());
         (lockout::source_key(from) == source)
@@ -208,7 +210,7 @@ where
             .flatten()
     });
     let policy = accounts.policy().lockout;
-    let attempt = lockout::claim(db, &policy, subject, &source, last_success, now).await?;
+    let attempt = lockout::claim(db, &policy, subject, account, &source, last_success, now).await?;
 
     // 4. One verification.
     let usable = user
@@ -285,17 +287,13 @@ where
         }
     };
 
-    // A renewed hash when the hasher's parameters changed (rare; outside the
-    // login's transaction, and only if the password did not change meanwhile).
-    if accounts.hasher().needs_rehash(&user.password_hash) {
-        let renewed = accounts.hash(password).await?;
-        users::Entity::update_many()
-            .col_expr(users::Column::PasswordHash, Expr::value(renewed))
-            .filter(users::Column::Id.eq(user.id))
-            .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
-            .exec(db)
-            .await?;
-    }
+    // A renewed hash when the hasher's parameters changed (rare), written
+    // with the completed login.
+    let renewed = if accounts.hasher().needs_rehash(&user.password_hash) {
+        Some(accounts.hash(password).await?)
+    } else {
+        None
+    };
 
     // 6. Completion, in one transaction.
     let txn = db.begin().await?;
@@ -337,17 +335,49 @@ where
             }
         }
     };
-    let completed = users::Entity::update_many()
+    let mut completion = users::Entity::update_many()
         .col_expr(users::Column::FailedLoginCount, Expr::value(0))
         .col_expr(users::Column::LastLoginAt, Expr::value(now))
         .col_expr(users::Column::LastLoginIp, Expr::value(client.ip.clone()))
         .col_expr(users::Column::UpdatedAt, Expr::value(now))
         .filter(users::Column::Id.eq(user.id))
         .filter(live_and_unlocked(now))
-        .exec(&txn)
-        .await?;
+        // The password verified is still the account's: a change or reset
+        // that committed meanwhile (and revoked the sessions it saw) wins.
+        .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()));
+    if let Some(renewed) = renewed {
+        completion = completion.col_expr(users::Column::PasswordHash, Expr::value(renewed));
+    }
+    if mfa_config.is_none() {
+        use sea_orm::sea_query::ExprTrait;
+        // Nor was MFA turned on meanwhile.
+        completion = completion.filter(
+            Condition::all().not().add(Expr::exists(
+                sea_orm::sea_query::Query::select()
+                    .expr(Expr::val(1))
+                    .from(mfa_configurations::Entity)
+                    .and_where(
+                        Expr::col((
+                            mfa_configurations::Entity,
+                            mfa_configurations::Column::UserId,
+                        ))
+                        .equals((users::Entity, users::Column::Id)),
+                    )
+                    .and_where(
+                        Expr::col((
+                            mfa_configurations::Entity,
+                            mfa_configurations::Column::IsEnabled,
+                        ))
+                        .eq(true),
+                    )
+                    .to_owned(),
+            )),
+        );
+    }
+    let completed = completion.exec(&txn).await?;
     if completed.rows_affected != 1 {
-        // Locked, disabled or deleted while the login ran.
+        // Locked, disabled, deleted, its password changed or MFA turned on
+        // while the login ran.
         txn.rollback().await?;
         return Err(fail(
             db,

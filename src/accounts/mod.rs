@@ -221,6 +221,7 @@ impl<H: PasswordHasher> Accounts<H> {
     /// # Errors
     /// [`Error::Config`] when the hasher cannot hash or the policy is unusable.
     pub async fn with_policy(hasher: H, policy: AccountsPolicy) -> Result<Self, Error> {
+        policy.lockout.validate()?;
         if policy.hash_concurrency == 0 {
             return Err(Error::Config {
                 var: "hash_concurrency",
@@ -391,7 +392,8 @@ impl<H: PasswordHasher> Accounts<H> {
         .into();
         // The current password is a secret an attacker holding a session may
         // guess: it takes a slot like a login and counts when wrong.
-        let attempt = lockout::claim(db, &self.policy.lockout, user.id, "", None, now).await?;
+        let attempt =
+            lockout::claim(db, &self.policy.lockout, user.id, user.id, "", None, now).await?;
         let unlocked = attempt.account_counted && !lockout::is_locked(&user, now);
         let phc = if unlocked {
             user.password_hash.clone()

@@ -272,6 +272,10 @@ impl<'k> Mfa<'k> {
     {
         let code = totp::parse_code(code)?;
         let txn = db.begin().await?;
+        // The account's row first: a login completing now queues behind this
+        // change (and sees MFA changed), and the sessions read below include
+        // every login that completed before it.
+        touch_user(&txn, user_id, now).await?;
         let config = Entity::find()
             .filter(Column::UserId.eq(user_id))
             .one(&txn)
@@ -383,6 +387,10 @@ impl<'k> Mfa<'k> {
         C: ConnectionTrait + TransactionTrait,
     {
         let txn = db.begin().await?;
+        // The account's row first: a login completing now queues behind this
+        // change (and sees MFA changed), and the sessions read below include
+        // every login that completed before it.
+        touch_user(&txn, user_id, now).await?;
         mfa_backup_codes::Entity::delete_many()
             .filter(mfa_backup_codes::Column::UserId.eq(user_id))
             .exec(&txn)
@@ -449,8 +457,8 @@ impl<'k> Mfa<'k> {
         C: ConnectionTrait + TransactionTrait,
     {
         let code = totp::parse_code(code)?;
-        let (user, attempt) = self.claim(db, user_id, client, now).await?;
         let config = enabled_config(db, user_id).await?;
+        let (user, attempt) = self.claim(db, user_id, client, now).await?;
         let usable = attempt.account_counted && !lockout::is_locked(&user, now);
         let found = match self.match_code(db, &config, code, now).await {
             Ok(found) => found,
@@ -506,8 +514,8 @@ impl<'k> Mfa<'k> {
         C: ConnectionTrait + TransactionTrait,
     {
         let normalized = backup::normalize(code)?;
-        let (user, attempt) = self.claim(db, user_id, client, now).await?;
         enabled_config(db, user_id).await?;
+        let (user, attempt) = self.claim(db, user_id, client, now).await?;
         let refused = if attempt.account_counted && !lockout::is_locked(&user, now) {
             match self.use_backup_code(db, user_id, &normalized, now).await? {
                 backup::Consumed::Now => {
@@ -597,7 +605,8 @@ impl<'k> Mfa<'k> {
             .transpose()?;
         let user = load_user(db, user_id).await?;
         let source = lockout::source_key(ip);
-        let attempt = lockout::claim(db, &self.lockout, user.id, &source, None, now).await?;
+        let attempt =
+            lockout::claim(db, &self.lockout, user.id, user.id, &source, None, now).await?;
         Ok((user, attempt))
     }
 
@@ -713,6 +722,20 @@ impl<'k> Mfa<'k> {
         txn.commit().await?;
         Ok(answer)
     }
+}
+
+/// `UPDATE users SET updated_at` of `user_id`: takes the account's row lock.
+async fn touch_user<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    users::Entity::update_many()
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// `last_used_step IS NULL OR last_used_step < step`: the replay guard.
