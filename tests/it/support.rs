@@ -118,7 +118,10 @@ async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
         .min_connections(0)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(30))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // A loaded 2-core machine can keep SQLite's write lock past the
+        // driver's 5 s default; a test waits rather than failing as busy.
+        .map_sqlx_sqlite_opts(|opts| opts.busy_timeout(Duration::from_secs(30)));
     Database::connect(options).await
 }
 
