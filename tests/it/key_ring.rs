@@ -4,7 +4,6 @@
 //! backup codes and TOTP secrets under a rotated key working, and without
 //! it they are refused; `gatehouse doctor` reports the ring.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
@@ -15,6 +14,7 @@ use gatehouse::sessions::{Client, SessionPolicy, Sessions};
 use gatehouse::{Config, Error, keys};
 use serde_json::Value;
 
+use crate::operator::{expect, json, run_cmd, stderr, text};
 use crate::support::{TestDb, insert_user};
 
 backend_tests!(run_empty: existing_backup_codes_are_backfilled_with_the_session_key);
@@ -305,45 +305,6 @@ fn gatehouse(t: &TestDb) -> Command {
         .env("HMAC_KEY", H1)
         .env("DATA_ENCRYPTION_KEY", D1);
     cmd
-}
-
-fn run_cmd(cmd: &mut Command, stdin: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(stdin.as_bytes())
-        .expect("stdin accepts the input");
-    child.wait_with_output().expect("the binary finishes")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn expect(out: &Output, code: i32) -> String {
-    assert_eq!(out.status.code(), Some(code), "{}", text(out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(out: &Output) -> Value {
-    let stdout = expect(out, 0);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// `encryption_keys` as text, to compare before and after.

@@ -88,6 +88,30 @@ async fn user_row(t: &TestDb, id: uuid::Uuid) -> users::Model {
         .unwrap()
 }
 
+/// Enrolls and confirms TOTP for `user`; returns the secret.
+async fn enable_mfa(
+    t: &TestDb,
+    mfa: &Mfa<'_>,
+    user: &users::Model,
+    now: DateTime<Utc>,
+) -> TotpSecret {
+    let enrollment = mfa
+        .enroll(&t.db, user.id, "gatehouse", &user.username, now)
+        .await
+        .unwrap();
+    let secret = TotpSecret::from_bytes(*enrollment.secret().expose());
+    mfa.confirm(
+        &t.db,
+        user.id,
+        &format!("{:06}", secret.code_at(now)),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    secret
+}
+
 fn wrong(secret: &TotpSecret, step: i64) -> String {
     format!("{:06}", (secret.code_at_step(step) + 1) % 1_000_000)
 }
@@ -102,20 +126,7 @@ async fn wrong_codes_after_a_right_password_are_throttled_and_change_nothing(t: 
     let accounts = service(policy).await;
     let user = register(&t, &accounts, "ivy").await;
     let t0 = start();
-    let enrollment = mfa
-        .enroll(&t.db, user.id, "gatehouse", "ivy", t0)
-        .await
-        .unwrap();
-    let secret = TotpSecret::from_bytes(*enrollment.secret().expose());
-    mfa.confirm(
-        &t.db,
-        user.id,
-        &format!("{:06}", secret.code_at(t0)),
-        None,
-        t0,
-    )
-    .await
-    .unwrap();
+    let secret = enable_mfa(&t, &mfa, &user, t0).await;
     let before = user_row(&t, user.id).await;
 
     // With the phished password, twelve guesses at the code, each as soon as
@@ -413,20 +424,7 @@ async fn failed_logins_are_audited_with_user_factor_and_identifier(t: TestDb) {
     let accounts = service(LockoutPolicy::default()).await;
     let user = register(&t, &accounts, "mia").await;
     let t0 = start();
-    let enrollment = mfa
-        .enroll(&t.db, user.id, "gatehouse", "mia", t0)
-        .await
-        .unwrap();
-    let secret = TotpSecret::from_bytes(*enrollment.secret().expose());
-    mfa.confirm(
-        &t.db,
-        user.id,
-        &format!("{:06}", secret.code_at(t0)),
-        None,
-        t0,
-    )
-    .await
-    .unwrap();
+    let secret = enable_mfa(&t, &mfa, &user, t0).await;
     let at = t0 + Duration::seconds(totp::PERIOD_SECS);
     let (db, accounts, sessions, mfa) = (&t.db, &accounts, &sessions, &mfa);
     let attempt = |password: &'static str, code: Option<String>, ip: &'static str| async move {
