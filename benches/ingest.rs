@@ -12,11 +12,11 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
-use entity::audit_logs;
-use entity::sea_orm_active_enums::{AuditOutcome, RiskLevel};
 use gatehouse::audit::ingest::{columns_per_row, ingest, max_binds};
 use gatehouse::audit::{AuditEntry, ingest_pooled};
-use migration::{Migrator, MigratorTrait};
+use gatehouse_entity::audit_logs;
+use gatehouse_entity::sea_orm_active_enums::{AuditOutcome, RiskLevel};
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::{self, MySql, Postgres, QueryBuilder, Sqlite};
 use sea_orm::{
     ActiveEnum, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
@@ -490,7 +490,7 @@ async fn fresh(label: &'static str, admin_url: Option<&str>) -> Option<Bench> {
     Migrator::up(&db, None).await.expect("Migrator::up");
     let user = Uuid::now_v7();
     let now = Utc::now();
-    entity::users::Entity::insert(entity::users::ActiveModel {
+    gatehouse_entity::users::Entity::insert(gatehouse_entity::users::ActiveModel {
         id: sea_orm::Set(user),
         email: sea_orm::Set("bench@example.com".into()),
         username: sea_orm::Set("bench".into()),

@@ -19,7 +19,7 @@ use gatehouse::accounts::{Accounts, Argon2idHasher, NewAccount, PasswordHasher};
 use gatehouse::login::{LoginRequest, login};
 use gatehouse::mfa::Mfa;
 use gatehouse::sessions::{SessionPolicy, Sessions};
-use gatehouse::{Config, Error};
+use gatehouse::{ClientInfo, Config, Error};
 use sea_orm::{ConnectionTrait, Statement};
 
 #[path = "services/setup.rs"]
@@ -134,12 +134,14 @@ async fn main() {
             identifier: "bench",
             password: PASSWORD,
             second_factor: None,
-            ip_address: Some("198.51.100.7"),
-            user_agent: Some("bench"),
+            client: ClientInfo {
+                ip: Some("198.51.100.7"),
+                user_agent: Some("bench"),
+            },
         };
         // Warm up: connections, prepared statements, the throttle row.
         for _ in 0..3 {
-            login(&db, &accounts, &sessions, &mfa, request, Utc::now())
+            login(&db, &accounts, &sessions, Some(&mfa), request, Utc::now())
                 .await
                 .expect("login");
         }
@@ -157,7 +159,7 @@ async fn main() {
         for i in 0..n {
             let at = start + Duration::milliseconds(i as i64);
             let began = Instant::now();
-            login(&db, &accounts, &sessions, &mfa, request, at)
+            login(&db, &accounts, &sessions, Some(&mfa), request, at)
                 .await
                 .expect("login");
             times.push(began.elapsed().as_secs_f64() * 1000.0);

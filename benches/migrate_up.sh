@@ -29,7 +29,7 @@ WARMUP=${BENCH_WARMUP:-1}
 BACKENDS=${BENCH_BACKENDS:-postgres mariadb sqlite}
 REQUIRE=${BENCH_REQUIRE_BACKENDS:-0}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/migration
+BIN=$TARGET_DIR/release/gatehouse-migration
 GNU_TIME=/usr/bin/time
 RATIO_GOAL=1.3
 RSS_GOAL_MIB=60
@@ -73,8 +73,8 @@ trap 'exit 130' INT TERM
 # --- the binary and the rendered SQL -----------------------------------------
 
 if [[ ! -x $BIN ]]; then
-    echo "building the release migration binary (cargo build --release -p migration)" >&2
-    (cd "$ROOT" && cargo build --release -p migration) >&2
+    echo "building the release migration binary (cargo build --release -p gatehouse-migration)" >&2
+    (cd "$ROOT" && cargo build --release -p gatehouse-migration) >&2
 fi
 [[ -x $BIN ]] || die "$BIN was not built"
 

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
-use migration::Migrator;
-use migration::render::Direction;
-use migration::runner::{Options, Runner, Target};
+use gatehouse_migration::Migrator;
+use gatehouse_migration::render::Direction;
+use gatehouse_migration::runner::{Options, Runner, Target};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
 };

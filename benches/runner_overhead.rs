@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use migration::runner::{Options, Runner, Target};
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::runner::{Options, Runner, Target};
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
 };

@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use chrono::Utc;
-use entity::roles;
+use gatehouse::ClientInfo;
 use gatehouse::accounts::{self, Credentials, PasswordHasher};
-use gatehouse::sessions::{Client, SessionPolicy};
+use gatehouse::sessions::SessionPolicy;
 use gatehouse::{Accounts, Argon2idHasher, Config, Sessions, api_keys, rbac};
+use gatehouse_entity::roles;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::json;
 
@@ -272,7 +273,7 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
 
     let stats = interleaved("W1 sessions", 3, warmup, n, async |peer| {
         let s = rng.pick(&fixture.sessions);
-        let client = Client {
+        let client = ClientInfo {
             ip: Some(s.ip),
             user_agent: Some(s.user_agent),
         };
@@ -407,13 +408,13 @@ async fn check_peers_agree(
     default: &DatabaseConnection,
     sqlx: &setup::SqlxPool,
     sql: &Statements,
-    service: &Sessions<'_>,
+    service: &Sessions,
     keys: &SessionKeys<'_>,
     fixture: &Fixture,
 ) -> Result<()> {
     let now = Utc::now();
     for s in fixture.sessions.iter().take(3) {
-        let client = Client {
+        let client = ClientInfo {
             ip: Some(s.ip),
             user_agent: Some(s.user_agent),
         };
@@ -523,8 +524,10 @@ async fn trivial_under_logins(
                         let credentials = Credentials {
                             identifier: &username,
                             password: PASSWORD,
-                            ip_address: Some(CLIENT_IP),
-                            user_agent: Some("bench"),
+                            client: ClientInfo {
+                                ip: Some(CLIENT_IP),
+                                user_agent: Some("bench"),
+                            },
                         };
                         accounts.authenticate(&db, credentials, Utc::now()).await?;
                         done.fetch_add(1, Ordering::Relaxed);

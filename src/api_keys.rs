@@ -47,7 +47,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use entity::{api_keys, permissions, role_permissions, user_roles, users};
+use gatehouse_entity::{api_keys, permissions, role_permissions, user_roles, users};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
@@ -56,7 +56,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::sessions::parse_ip;
+use crate::client::parse_ip;
 use crate::{Error, crypto};
 
 /// The constant start of every key. It never changes: leak scanners and

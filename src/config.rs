@@ -10,6 +10,7 @@
 //! always written under the current key.
 
 use std::fmt;
+use std::sync::Arc;
 
 use data_encoding::{BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD, HEXLOWER_PERMISSIVE};
 use secrecy::{ExposeSecret, SecretBox};
@@ -28,11 +29,14 @@ pub const DATA_PREVIOUS_VAR: &str = "DATA_ENCRYPTION_KEY_PREVIOUS";
 
 const HOW_TO_GENERATE: &str = "generate one with `openssl rand -base64 32`";
 
-/// Secret key for HMAC-SHA256, at least 32 bytes.
-pub struct HmacKey(SecretBox<Vec<u8>>);
+/// Secret key for HMAC-SHA256, at least 32 bytes. Cloning shares the one
+/// copy in memory (zeroed when the last clone drops).
+#[derive(Clone)]
+pub struct HmacKey(Arc<SecretBox<Vec<u8>>>);
 
-/// Secret 256-bit key for AES-256-GCM.
-pub struct DataKey(SecretBox<[u8; 32]>);
+/// Secret 256-bit key for AES-256-GCM. Cloning shares the one copy in memory.
+#[derive(Clone)]
+pub struct DataKey(Arc<SecretBox<[u8; 32]>>);
 
 impl fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -72,8 +76,8 @@ impl DataKey {
 }
 
 /// The validated keys gatehouse needs: the current ones and the ring of
-/// previous ones (possibly empty).
-#[derive(Debug)]
+/// previous ones (possibly empty). Cheap to clone: the keys are shared.
+#[derive(Clone, Debug)]
 pub struct Config {
     pub hmac_key: HmacKey,
     pub data_key: DataKey,
@@ -185,7 +189,7 @@ fn hmac_key(var: &'static str, text: &str) -> Result<HmacKey, Error> {
             ),
         });
     }
-    Ok(HmacKey(SecretBox::new(Box::new(hmac))))
+    Ok(HmacKey(Arc::new(SecretBox::new(Box::new(hmac)))))
 }
 
 fn data_key(var: &'static str, text: &str) -> Result<DataKey, Error> {
@@ -197,7 +201,7 @@ fn data_key(var: &'static str, text: &str) -> Result<DataKey, Error> {
             data.len()
         ),
     })?;
-    Ok(DataKey(SecretBox::new(Box::new(data))))
+    Ok(DataKey(Arc::new(SecretBox::new(Box::new(data)))))
 }
 
 /// Decodes a key written as hex or as base64 (standard or URL-safe, padded or not).

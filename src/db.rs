@@ -17,7 +17,7 @@ use crate::Error;
 pub const DATABASE_URL_VAR: &str = "DATABASE_URL";
 /// Where the database lives when `DATABASE_URL` is not set: gatehouse's
 /// embedded default, the SQLite file `./gatehouse.db`.
-pub const DEFAULT_DATABASE_URL: &str = migration::cli::DEFAULT_DATABASE_URL;
+pub const DEFAULT_DATABASE_URL: &str = gatehouse_migration::cli::DEFAULT_DATABASE_URL;
 /// A pooled connection idle at least this long is pinged before use.
 pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 /// Default pool size.

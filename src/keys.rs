@@ -10,8 +10,8 @@
 //! version becomes active.
 
 use chrono::Utc;
-use entity::encryption_keys::{self, ActiveModel, Column, Entity};
-use entity::sea_orm_active_enums::{KeyStatus, KeyType};
+use gatehouse_entity::encryption_keys::{self, ActiveModel, Column, Entity};
+use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     TransactionSession, TransactionTrait,

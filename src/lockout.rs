@@ -40,8 +40,8 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::sea_orm_active_enums::AttemptKind;
-use entity::{failed_login_attempts, login_throttles, users};
+use gatehouse_entity::sea_orm_active_enums::AttemptKind;
+use gatehouse_entity::{failed_login_attempts, login_throttles, users};
 use sea_orm::sea_query::{CaseStatement, Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,

@@ -29,8 +29,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use entity::sea_orm_active_enums::{AttemptKind, AuditOutcome};
-use entity::{mfa_configurations, users};
+use gatehouse_entity::sea_orm_active_enums::{AttemptKind, AuditOutcome};
+use gatehouse_entity::{mfa_configurations, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, TransactionSession,
@@ -42,9 +42,10 @@ use uuid::Uuid;
 use crate::Error;
 use crate::accounts::{Account, Accounts, Identifier, PasswordHasher, validate};
 use crate::audit::{AuditEntry, event_types::LOGIN};
+use crate::client::ClientInfo;
 use crate::lockout::{self, Failure};
 use crate::mfa::{Mfa, backup, totp};
-use crate::sessions::{Client, CreatedSession, Sessions, parse_ip};
+use crate::sessions::{CreatedSession, Sessions};
 
 /// Audit action of a login with a password only (and of a failed password).
 pub const ACTION_PASSWORD: &str = "password_login";
@@ -61,8 +62,8 @@ pub struct LoginRequest<'a> {
     pub password: &'a str,
     /// A TOTP code (six digits) or a backup code, needed when the account has MFA.
     pub second_factor: Option<&'a str>,
-    pub ip_address: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
+    /// Where the attempt comes from (the source the lockout counts).
+    pub client: ClientInfo<'a>,
 }
 
 impl fmt::Debug for LoginRequest<'_> {
@@ -71,8 +72,7 @@ impl fmt::Debug for LoginRequest<'_> {
             .field("identifier", &self.identifier)
             .field("password", &"(redacted)")
             .field("second_factor", &self.second_factor.map(|_| "(redacted)"))
-            .field("ip_address", &self.ip_address)
-            .field("user_agent", &self.user_agent)
+            .field("client", &self.client)
             .finish()
     }
 }
@@ -114,8 +114,8 @@ fn is_totp_code(text: &str) -> bool {
 pub async fn login<C, H>(
     db: &C,
     accounts: &Accounts<H>,
-    sessions: &Sessions<'_>,
-    mfa: &Mfa<'_>,
+    sessions: &Sessions,
+    mfa: Option<&Mfa>,
     request: LoginRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<LoggedIn, Error>
@@ -123,7 +123,7 @@ where
     C: ConnectionTrait + TransactionTrait,
     H: PasswordHasher,
 {
-    let done = sign_in(db, accounts, Some(mfa), Some(sessions), request, now).await?;
+    let done = sign_in(db, accounts, mfa, Some(sessions), request, now).await?;
     Ok(LoggedIn {
         account: done.account,
         session: done.session.expect("a session was asked for"),
@@ -156,8 +156,8 @@ enum Pending {
 pub(crate) async fn sign_in<C, H>(
     db: &C,
     accounts: &Accounts<H>,
-    mfa: Option<&Mfa<'_>>,
-    sessions: Option<&Sessions<'_>>,
+    mfa: Option<&Mfa>,
+    sessions: Option<&Sessions>,
     request: LoginRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<SignedIn, Error>
@@ -167,12 +167,8 @@ where
 {
     // 1. Form.
     // The session's own rules, so that a login never fails at its last step.
-    Client {
-        ip: request.ip_address,
-        user_agent: request.user_agent,
-    }
-    .validate()?;
-    let ip: Option<IpAddr> = request.ip_address.map(parse_ip).transpose()?;
+    let checked = request.client.check()?;
+    let ip: Option<IpAddr> = checked.ip;
     let identifier = validate::identifier(request.identifier)?;
     let password: SecretString = validate::password_form(request.password)?.into();
     let factor = match request.second_factor {
@@ -183,7 +179,7 @@ where
     let client = Attempted {
         identifier: &identifier,
         ip: ip.map(|ip| ip.to_string()),
-        user_agent: request.user_agent.filter(|ua| !ua.is_empty()),
+        user_agent: request.client.user_agent.filter(|ua| !ua.is_empty()),
     };
 
     // 2. The account and its MFA configuration, in one query.
@@ -247,8 +243,15 @@ where
         }
         (Some(config), Some(factor)) => {
             let Some(mfa) = mfa else {
+                // Fail closed: the account has MFA, this service cannot check it.
                 lockout::release(db, &attempt).await?;
-                return Err(Error::MfaRequired);
+                return Err(Error::Config {
+                    var: crate::config::DATA_KEY_VAR,
+                    reason: "the account has MFA enabled, and this service was built \
+                             without MFA: give it the data encryption key to check \
+                             second factors"
+                        .into(),
+                });
             };
             match factor {
                 Factor::Totp(code) => match match mfa.match_code(db, config, code, now).await {
@@ -397,7 +400,7 @@ where
                 .insert(
                     &txn,
                     user.id,
-                    Client {
+                    ClientInfo {
                         ip: client.ip.as_deref(),
                         user_agent: client.user_agent,
                     },
@@ -545,15 +548,13 @@ where
 pub(crate) fn password_only<'a>(
     identifier: &'a str,
     password: &'a str,
-    ip_address: Option<&'a str>,
-    user_agent: Option<&'a str>,
+    client: ClientInfo<'a>,
 ) -> LoginRequest<'a> {
     LoginRequest {
         identifier,
         password,
         second_factor: None,
-        ip_address,
-        user_agent,
+        client,
     }
 }
 
@@ -576,8 +577,10 @@ mod tests {
             identifier: "ada@example.com",
             password: "correct horse battery staple",
             second_factor: Some("654321"),
-            ip_address: None,
-            user_agent: None,
+            client: ClientInfo {
+                ip: None,
+                user_agent: None,
+            },
         };
         let shown = format!("{request:?}");
         assert!(!shown.contains("horse"));

@@ -21,7 +21,7 @@ pub fn ci_eq<C: ColumnTrait>(backend: DbBackend, column: C, value: &str) -> Simp
 
 #[cfg(test)]
 mod tests {
-    use entity::roles;
+    use gatehouse_entity::roles;
     use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
 
     use super::ci_eq;

@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use entity::{permissions, role_permissions, roles, user_roles, users};
+use gatehouse_entity::{permissions, role_permissions, roles, user_roles, users};
 use sea_orm::sea_query::{Cond, Expr, ExprTrait, Func, JoinType, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,

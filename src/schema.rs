@@ -591,7 +591,7 @@ pub fn entity_tables() -> BTreeMap<String, Vec<EntityColumn>> {
             .collect();
         (E::default().table_name().to_owned(), columns)
     }
-    use entity::*;
+    use gatehouse_entity::*;
     BTreeMap::from([
         table::<api_keys::Entity>(),
         table::<audit_log_basic::Entity>(),
@@ -622,7 +622,8 @@ pub fn drift(backend: DbBackend, live: &LiveSchema) -> Vec<String> {
     let entities = entity_tables();
     let mut problems = Vec::new();
     for name in live.tables.keys() {
-        let tracking = name == MIGRATIONS_TABLE || name == migration::runner::ledger::LEDGER_TABLE;
+        let tracking =
+            name == MIGRATIONS_TABLE || name == gatehouse_migration::runner::ledger::LEDGER_TABLE;
         if !tracking && !entities.contains_key(name) {
             problems.push(format!(
                 "table `{name}` exists in the database but no entity declares it: add entity/src/{name}.rs"

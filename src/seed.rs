@@ -3,7 +3,7 @@
 //! so running it twice leaves the same state.
 
 use chrono::Utc;
-use entity::{permissions, role_permissions, roles};
+use gatehouse_entity::{permissions, role_permissions, roles};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionSession,

@@ -75,10 +75,11 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use entity::sea_orm_active_enums::{KeyStatus, KeyType, SessionEvent};
-use entity::{encryption_keys, failed_login_attempts, session_audit_log, sessions};
+use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType, SessionEvent};
+use gatehouse_entity::{encryption_keys, failed_login_attempts, session_audit_log, sessions};
 use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
@@ -87,6 +88,7 @@ use sea_orm::{
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::client::ClientInfo;
 use crate::config::HmacKey;
 use crate::keys::HMAC_ALGORITHM as SEAL_ALGORITHM;
 use crate::{Error, crypto, keys};
@@ -112,12 +114,8 @@ const TOKEN_BYTES: usize = 32;
 const TOKEN_LEN: usize = 43;
 const SEAL_LABEL: &[u8] = b"gatehouse session seal v1";
 const IP_LABEL: &[u8] = b"gatehouse session ip v1";
-/// Longest user agent kept (the column's size).
-const MAX_USER_AGENT: usize = 512;
 /// Longest revocation reason (the column's size).
 const MAX_REASON: usize = 64;
-/// Longest text accepted as an IP address before parsing.
-const MAX_IP_TEXT: usize = 64;
 /// Consecutive cleanup batches that may lose a race before cleanup gives up.
 const MAX_CLEANUP_RETRIES: u32 = 10;
 
@@ -234,71 +232,6 @@ impl SessionToken {
     }
 }
 
-/// What the request tells about the client.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Client<'a> {
-    /// IPv4 or IPv6 address as text; IPv4-mapped IPv6 counts as IPv4.
-    pub ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-}
-
-/// [`Client`] checked and normalized.
-struct CheckedClient {
-    ip: Option<IpAddr>,
-    user_agent: Option<String>,
-}
-
-impl Client<'_> {
-    /// Checks the IP address and user agent as [`Sessions::create`] would,
-    /// so a caller can refuse them before doing anything else.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] naming `ip_address` or `user_agent`.
-    pub fn validate(&self) -> Result<(), Error> {
-        self.check().map(|_| ())
-    }
-
-    fn check(&self) -> Result<CheckedClient, Error> {
-        let ip = self.ip.map(parse_ip).transpose()?;
-        let user_agent = match self.user_agent {
-            None | Some("") => None,
-            Some(ua) if ua.chars().count() > MAX_USER_AGENT => {
-                return Err(Error::InvalidInput {
-                    field: "user_agent",
-                    reason: format!("longer than {MAX_USER_AGENT} characters"),
-                });
-            }
-            Some(ua) if ua.chars().any(crate::accounts::validate::is_unprintable) => {
-                return Err(Error::InvalidInput {
-                    field: "user_agent",
-                    reason: "contains control or invisible formatting characters".into(),
-                });
-            }
-            Some(ua) => Some(ua.to_owned()),
-        };
-        Ok(CheckedClient { ip, user_agent })
-    }
-}
-
-/// Parses an IP address, IPv4-mapped IPv6 becoming IPv4.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for anything but an IPv4 or IPv6 address.
-pub(crate) fn parse_ip(text: &str) -> Result<IpAddr, Error> {
-    let invalid = || Error::InvalidInput {
-        field: "ip_address",
-        reason: "not an IPv4 or IPv6 address".into(),
-    };
-    if text.len() > MAX_IP_TEXT {
-        return Err(invalid());
-    }
-    let ip: IpAddr = text.parse().map_err(|_| invalid())?;
-    Ok(match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    })
-}
-
 fn check_reason(reason: &str) -> Result<(), Error> {
     let problem = if reason.is_empty() {
         Some("is empty".to_owned())
@@ -366,12 +299,13 @@ impl CleanupReport {
 }
 
 /// The sessions service: the HMAC key, the record of that key, the ring of
-/// previous keys (with their records), and the policy.
-#[derive(Debug)]
-pub struct Sessions<'k> {
-    key: &'k HmacKey,
+/// previous keys (with their records), and the policy. Cheap to clone and
+/// `'static`: keep one in the application's state.
+#[derive(Clone, Debug)]
+pub struct Sessions {
+    key: HmacKey,
     key_id: Uuid,
-    previous: Vec<(Uuid, &'k HmacKey)>,
+    previous: Arc<[(Uuid, HmacKey)]>,
     policy: SessionPolicy,
 }
 
@@ -391,13 +325,13 @@ enum Stale {
     Risky,
 }
 
-impl<'k> Sessions<'k> {
+impl Sessions {
     /// Checks `key` against the recorded session key and checks `policy`.
     /// Call once at start. Without a key ring; see [`Self::load_with_previous`].
     ///
     /// # Errors
     /// See [`Self::load_with_previous`].
-    pub async fn load<C>(db: &C, key: &'k HmacKey, policy: SessionPolicy) -> Result<Self, Error>
+    pub async fn load<C>(db: &C, key: &HmacKey, policy: SessionPolicy) -> Result<Self, Error>
     where
         C: ConnectionTrait + TransactionTrait,
     {
@@ -418,8 +352,8 @@ impl<'k> Sessions<'k> {
     /// database error.
     pub async fn load_with_previous<C>(
         db: &C,
-        key: &'k HmacKey,
-        previous: &'k [HmacKey],
+        key: &HmacKey,
+        previous: &[HmacKey],
         policy: SessionPolicy,
     ) -> Result<Self, Error>
     where
@@ -434,13 +368,13 @@ impl<'k> Sessions<'k> {
             if let Some(found) = keys::find(db, KeyType::Session, &old.fingerprint()).await?
                 && found.status == KeyStatus::Rotated
             {
-                ring.push((found.id, old));
+                ring.push((found.id, old.clone()));
             }
         }
         Ok(Self {
-            key,
+            key: key.clone(),
             key_id: record.id,
-            previous: ring,
+            previous: ring.into(),
             policy,
         })
     }
@@ -462,25 +396,25 @@ impl<'k> Sessions<'k> {
 
     /// Keyed hash of a normalized IP address, as in `created_ip_hash`.
     fn ip_hash(&self, ip: IpAddr) -> String {
-        ip_hash_with(self.key, ip)
+        ip_hash_with(&self.key, ip)
     }
 
     /// The seal of `s` (see the module docs for the exact input).
     fn seal(&self, s: &sessions::Model) -> String {
-        seal_with(self.key, s)
+        seal_with(&self.key, s)
     }
 
     /// The key `s` is sealed under, when this service holds it: the current
     /// key for the active record, a ring key for a rotated one.
-    fn key_of(&self, s: &sessions::Model, status: Option<KeyStatus>) -> Option<&'k HmacKey> {
+    fn key_of(&self, s: &sessions::Model, status: Option<KeyStatus>) -> Option<&HmacKey> {
         let id = s.encryption_key_id?;
         match status? {
-            KeyStatus::Active if id == self.key_id => Some(self.key),
+            KeyStatus::Active if id == self.key_id => Some(&self.key),
             KeyStatus::Rotated => self
                 .previous
                 .iter()
                 .find(|(ring_id, _)| *ring_id == id)
-                .map(|(_, key)| *key),
+                .map(|(_, key)| key),
             _ => None,
         }
     }
@@ -495,7 +429,7 @@ impl<'k> Sessions<'k> {
         &self,
         db: &C,
         user_id: Uuid,
-        client: Client<'_>,
+        client: ClientInfo<'_>,
         now: DateTime<Utc>,
     ) -> Result<CreatedSession, Error>
     where
@@ -512,7 +446,7 @@ impl<'k> Sessions<'k> {
         &self,
         txn: &C,
         user_id: Uuid,
-        client: Client<'_>,
+        client: ClientInfo<'_>,
         now: DateTime<Utc>,
     ) -> Result<CreatedSession, Error> {
         let client = client.check()?;
@@ -584,7 +518,7 @@ impl<'k> Sessions<'k> {
         &self,
         db: &C,
         token: &str,
-        client: Client<'_>,
+        client: ClientInfo<'_>,
         now: DateTime<Utc>,
     ) -> Result<sessions::Model, Error>
     where
@@ -675,7 +609,7 @@ impl<'k> Sessions<'k> {
             return Err(Error::Expired);
         }
         // `created_ip_hash` is keyed by the session's own key.
-        let ip_now = if std::ptr::eq(seal_key, self.key) {
+        let ip_now = if std::ptr::eq(seal_key, &self.key) {
             ip_hash.clone()
         } else {
             client.ip.map(|ip| ip_hash_with(seal_key, ip))
@@ -1181,27 +1115,6 @@ mod tests {
     }
 
     #[test]
-    fn ip_addresses_are_normalized() {
-        assert_eq!(
-            parse_ip("::ffff:192.0.2.1").unwrap(),
-            parse_ip("192.0.2.1").unwrap()
-        );
-        assert_eq!(parse_ip("2001:DB8::1").unwrap().to_string(), "2001:db8::1");
-        for bad in ["", "192.0.2.256", "192.0.2.1 ", "localhost", "1.2.3.4\0"] {
-            assert!(
-                matches!(
-                    parse_ip(bad),
-                    Err(Error::InvalidInput {
-                        field: "ip_address",
-                        ..
-                    })
-                ),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
     fn risk_weights_add_up_and_cap() {
         let none = RiskSignals::default();
         assert_eq!(risk_score(&none), 0);
@@ -1243,7 +1156,6 @@ mod tests {
         #[test]
         fn arbitrary_text_never_panics(text in ".{0,100}") {
             let _ = SessionToken::parse(&text);
-            let _ = parse_ip(&text);
         }
 
         #[test]

@@ -9,7 +9,6 @@ use std::net::IpAddr;
 
 use anyhow::{Result, bail, ensure};
 use chrono::{DateTime, SubsecRound, Utc};
-use gatehouse::crypto;
 use gatehouse::sessions::{RiskSignals, SessionPolicy, SessionToken, risk_score};
 use sea_orm::sqlx::{self, Row as _};
 use uuid::Uuid;
@@ -23,6 +22,27 @@ const SECURITY_VERSION: i32 = 1;
 const MAX_USER_AGENT: usize = 512;
 const MAX_SCOPES: usize = 64;
 const WINDOW_SECS: i64 = 60;
+
+/// The seal's primitives, written from `gatehouse::sessions`' documentation.
+mod crypto {
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+    use subtle::ConstantTimeEq;
+
+    /// HMAC-SHA256 of `parts`, each prefixed by its length (u64 big-endian), as hex.
+    pub fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
+    }
+
+    pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && bool::from(a.ct_eq(b))
+    }
+}
 
 /// `try_get` of a column, its type taken from where the value goes.
 macro_rules! col {

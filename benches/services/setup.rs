@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::{self, Connection as _, pool::PoolOptions};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,

@@ -1,4 +1,4 @@
-//! Entity types under their table names, for `use entity::prelude::*`.
+//! Entity types under their table names, for `use gatehouse_entity::prelude::*`.
 
 pub use super::api_keys::Entity as ApiKeys;
 pub use super::audit_log_basic::Entity as AuditLogBasic;

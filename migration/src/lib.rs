@@ -1,9 +1,10 @@
 //! gatehouse's schema as code-defined migrations for PostgreSQL,
 //! MySQL/MariaDB and SQLite, and the one migration CLI behind
-//! `sea-orm-cli migrate`, `cargo run -p migration` and `gatehouse migrate`.
+//! `sea-orm-cli migrate`, `cargo run -p gatehouse-migration` and `gatehouse migrate`.
 
 pub use sea_orm_migration::prelude::*;
 
+#[cfg(feature = "cli")]
 pub mod cli;
 mod columns;
 pub mod redact;

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    migration::cli::main()
+    gatehouse_migration::cli::main()
 }

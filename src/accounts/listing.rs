@@ -4,7 +4,7 @@
 //! listing ~1.45x slower than the same query through sqlx.
 
 use chrono::{DateTime, Utc};
-use entity::users::{Column, Entity};
+use gatehouse_entity::users::{Column, Entity};
 use sea_orm::sqlx::{self, ColumnIndex, Decode, Row, Type};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QueryResult,
@@ -76,18 +76,26 @@ pub async fn list_users<C: ConnectionTrait>(
 }
 
 fn account(row: &QueryResult) -> Result<Account, DbErr> {
-    let decoded = if let Some(row) = row.try_as_pg_row() {
-        decode(row)
-    } else if let Some(row) = row.try_as_mysql_row() {
-        decode(row)
-    } else if let Some(row) = row.try_as_sqlite_row() {
-        decode(row)
-    } else {
-        return Err(DbErr::Type(
-            "accounts are listed from a database connection only".into(),
-        ));
-    };
-    decoded.map_err(|err| DbErr::Type(format!("decoding a users row: {err}")))
+    #[cfg(feature = "postgres")]
+    if let Some(row) = row.try_as_pg_row() {
+        return decode(row).map_err(decoding);
+    }
+    #[cfg(feature = "mysql")]
+    if let Some(row) = row.try_as_mysql_row() {
+        return decode(row).map_err(decoding);
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(row) = row.try_as_sqlite_row() {
+        return decode(row).map_err(decoding);
+    }
+    let _ = row;
+    Err(DbErr::Type(
+        "accounts are listed from a database connection only".into(),
+    ))
+}
+
+fn decoding(err: sqlx::Error) -> DbErr {
+    DbErr::Type(format!("decoding a users row: {err}"))
 }
 
 /// An [`Account`] from a row holding [`COLUMNS`] in order.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use data_encoding::BASE64URL_NOPAD;
-use entity::sea_orm_active_enums::AttemptKind;
-use entity::{mfa_configurations, password_history, user_roles, users};
+use gatehouse_entity::sea_orm_active_enums::AttemptKind;
+use gatehouse_entity::{mfa_configurations, password_history, user_roles, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
@@ -27,6 +27,7 @@ pub use hasher::{
 pub use listing::{LIST_OFFSET_MAX, list_users};
 pub use validate::Identifier;
 
+use crate::client::ClientInfo;
 use crate::lockout::{self, Failure, LockoutPolicy};
 use crate::{Error, crypto};
 
@@ -108,8 +109,8 @@ impl fmt::Debug for NewAccount<'_> {
 pub struct Credentials<'a> {
     pub identifier: &'a str,
     pub password: &'a str,
-    pub ip_address: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
+    /// Where the attempt comes from (the source the lockout counts).
+    pub client: ClientInfo<'a>,
 }
 
 impl fmt::Debug for Credentials<'_> {
@@ -117,8 +118,7 @@ impl fmt::Debug for Credentials<'_> {
         f.debug_struct("Credentials")
             .field("identifier", &self.identifier)
             .field("password", &"(redacted)")
-            .field("ip_address", &self.ip_address)
-            .field("user_agent", &self.user_agent)
+            .field("client", &self.client)
             .finish()
     }
 }
@@ -192,11 +192,24 @@ impl Default for AccountsPolicy {
 /// the same one verification as a known one (against the dummy hash, made once
 /// in [`Accounts::new`]) and gets the same [`Error::InvalidCredentials`].
 /// Authentication returns the account; sessions are the sessions module's business.
+/// Cheap to clone: clones share the hasher, the dummy hash and the limit on
+/// concurrent hashes.
 pub struct Accounts<H> {
     hasher: Arc<H>,
     dummy_hash: Arc<str>,
     policy: AccountsPolicy,
     hashing: Arc<tokio::sync::Semaphore>,
+}
+
+impl<H> Clone for Accounts<H> {
+    fn clone(&self) -> Self {
+        Self {
+            hasher: Arc::clone(&self.hasher),
+            dummy_hash: Arc::clone(&self.dummy_hash),
+            policy: self.policy,
+            hashing: Arc::clone(&self.hashing),
+        }
+    }
 }
 
 impl<H> fmt::Debug for Accounts<H> {
@@ -351,8 +364,7 @@ impl<H: PasswordHasher> Accounts<H> {
         let request = crate::login::password_only(
             credentials.identifier,
             credentials.password,
-            credentials.ip_address,
-            credentials.user_agent,
+            credentials.client,
         );
         Ok(crate::login::sign_in(db, self, None, None, request, now)
             .await?

@@ -2,8 +2,8 @@
 //! columns have a given sensitivity, and access counting (one atomic `UPDATE`).
 
 use chrono::{DateTime, Utc};
-use entity::data_classification::{self, Column, Entity};
-use entity::sea_orm_active_enums::Sensitivity;
+use gatehouse_entity::data_classification::{self, Column, Entity};
+use gatehouse_entity::sea_orm_active_enums::Sensitivity;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, sea_query::Expr,
 };

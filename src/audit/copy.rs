@@ -6,6 +6,8 @@
 //! `COPY` needs a connection of its own, so this takes the pool; inside a
 //! caller's transaction use [`super::ingest`].
 
+#![cfg_attr(not(feature = "postgres"), allow(dead_code, unused_imports))]
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveEnum, DatabaseConnection, DbBackend, DbErr, RuntimeErr, sqlx};
 use std::sync::Arc;
@@ -46,12 +48,18 @@ pub async fn ingest_pooled(
     if db.get_database_backend() != DbBackend::Postgres || entries.len() < COPY_MIN_ROWS {
         return ingest(db, entries, now).await;
     }
-    validate_all(entries)?;
-    copy(db.get_postgres_connection_pool(), entries, now)
-        .await
-        .map_err(|err| Error::from(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))))
+    #[cfg(feature = "postgres")]
+    {
+        validate_all(entries)?;
+        copy(db.get_postgres_connection_pool(), entries, now)
+            .await
+            .map_err(|err| Error::from(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))))
+    }
+    #[cfg(not(feature = "postgres"))]
+    ingest(db, entries, now).await
 }
 
+#[cfg(feature = "postgres")]
 /// The `COPY`, sent in pieces of about [`PIECE`] bytes as they are encoded.
 /// Dropping the transaction on an error rolls it back.
 async fn copy(

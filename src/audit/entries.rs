@@ -3,8 +3,8 @@
 //! minimal `audit_log_basic` trail; [`find_entries`] queries by user and time.
 
 use chrono::{DateTime, Utc};
-use entity::sea_orm_active_enums::{AuditOutcome, RiskLevel};
-use entity::{audit_log_basic, audit_logs};
+use gatehouse_entity::sea_orm_active_enums::{AuditOutcome, RiskLevel};
+use gatehouse_entity::{audit_log_basic, audit_logs};
 use sea_orm::prelude::Json;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,

@@ -8,7 +8,7 @@
 //! split and fails past it).
 
 use chrono::{DateTime, Utc};
-use entity::audit_logs;
+use gatehouse_entity::audit_logs;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement,
     TransactionSession, TransactionTrait, Value,

@@ -21,8 +21,8 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use entity::sea_orm_active_enums::{AttemptKind, AuditOutcome};
-use entity::{
+use gatehouse_entity::sea_orm_active_enums::{AttemptKind, AuditOutcome};
+use gatehouse_entity::{
     api_keys, audit_logs, failed_login_attempts, security_events, security_metrics, sessions, users,
 };
 use sea_orm::sea_query::OnConflict;

@@ -9,7 +9,7 @@
 //! inside one transaction every batch would hold its locks until the end.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{audit_logs, failed_login_attempts, session_audit_log};
+use gatehouse_entity::{audit_logs, failed_login_attempts, session_audit_log};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,

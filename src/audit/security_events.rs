@@ -4,8 +4,8 @@
 //! conditional `UPDATE`, so two reviewers cannot both move the same event.
 
 use chrono::{DateTime, Utc};
-use entity::sea_orm_active_enums::{EventStatus, Severity};
-use entity::security_events::{self, ActiveModel, Column, Entity};
+use gatehouse_entity::sea_orm_active_enums::{EventStatus, Severity};
+use gatehouse_entity::security_events::{self, ActiveModel, Column, Entity};
 use sea_orm::prelude::Json;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,

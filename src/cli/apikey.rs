@@ -158,7 +158,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         Action::List { user } => {
             let user = ctx.user(&user).await?;
             let keys = api_keys::list(&ctx.db, user.id).await?;
-            let state = |k: &entity::api_keys::Model| {
+            let state = |k: &gatehouse_entity::api_keys::Model| {
                 if k.is_revoked {
                     "revoked"
                 } else if k.expires_at.is_some_and(|at| at <= ctx.now) {
@@ -207,7 +207,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         Action::Revoke { key_id } => {
             let txn = ctx.db.begin().await.map_err(crate::Error::from)?;
             let revoked = api_keys::revoke(&txn, key_id, ctx.now).await?;
-            let owner = entity::api_keys::Entity::find_by_id(key_id)
+            let owner = gatehouse_entity::api_keys::Entity::find_by_id(key_id)
                 .one(&txn)
                 .await
                 .map_err(crate::Error::from)?

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use entity::users;
-use migration::cli::Format;
-use migration::redact;
+use gatehouse_entity::users;
+use gatehouse_migration::cli::Format;
+use gatehouse_migration::redact;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use uuid::Uuid;
 

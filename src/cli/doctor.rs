@@ -8,10 +8,10 @@
 
 use std::process::ExitCode;
 
-use entity::sea_orm_active_enums::{KeyStatus, KeyType};
-use entity::{encryption_keys, mfa_backup_codes, mfa_configurations, sessions};
-use migration::Migrator;
-use migration::runner::{Options, Runner};
+use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType};
+use gatehouse_entity::{encryption_keys, mfa_backup_codes, mfa_configurations, sessions};
+use gatehouse_migration::Migrator;
+use gatehouse_migration::runner::{Options, Runner};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use serde_json::json;
@@ -85,8 +85,8 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         Ok(()) => db::connect(&url).await.map_err(|err| {
             format!(
                 "cannot connect to {}: {}; check that the server runs and DATABASE_URL is right",
-                migration::redact::url(&url),
-                migration::redact::text(&err.to_string(), &url)
+                gatehouse_migration::redact::url(&url),
+                gatehouse_migration::redact::text(&err.to_string(), &url)
             )
         }),
     };
@@ -138,7 +138,10 @@ async fn database_check(conn: &DatabaseConnection, url: &str) -> Check {
     check(
         "database",
         Level::Ok,
-        format!("{} reachable ({version})", migration::redact::url(url)),
+        format!(
+            "{} reachable ({version})",
+            gatehouse_migration::redact::url(url)
+        ),
     )
 }
 
@@ -149,7 +152,7 @@ async fn migrations_check(url: &str) -> Check {
             return check(
                 "migrations",
                 Level::Fail,
-                migration::redact::text(&err.to_string(), url),
+                gatehouse_migration::redact::text(&err.to_string(), url),
             );
         }
     };
@@ -159,7 +162,7 @@ async fn migrations_check(url: &str) -> Check {
         Ok(entries) => entries,
         Err(err) => return check("migrations", Level::Fail, err.to_string()),
     };
-    use migration::runner::State;
+    use gatehouse_migration::runner::State;
     let named = |wanted: &[State]| -> Vec<&str> {
         entries
             .iter()
@@ -483,7 +486,7 @@ async fn ring_report(conn: &DatabaseConnection, config: &Config) -> Result<Check
     Ok(result)
 }
 
-fn print(checks: &[Check], format: migration::cli::Format) {
+fn print(checks: &[Check], format: gatehouse_migration::cli::Format) {
     let json: Vec<_> = checks
         .iter()
         .map(|c| {

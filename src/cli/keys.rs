@@ -12,8 +12,8 @@
 
 use std::process::ExitCode;
 
-use entity::encryption_keys;
-use entity::sea_orm_active_enums::{KeyStatus, KeyType};
+use gatehouse_entity::encryption_keys;
+use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType};
 use sea_orm::TransactionTrait;
 use serde_json::json;
 

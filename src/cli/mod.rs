@@ -37,7 +37,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Migrate the schema (the same CLI as `sea-orm-cli migrate`).
-    Migrate(migration::cli::Cli),
+    Migrate(gatehouse_migration::cli::Cli),
     /// Create, list, lock and unlock accounts.
     User(user::Args),
     /// Grant, revoke and list roles; create, change and delete custom roles and their permissions.
@@ -66,10 +66,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => return migration::cli::usage_error(err),
+        Err(err) => return gatehouse_migration::cli::usage_error(err),
     };
     if let Command::Migrate(cli) = cli.command {
-        return migration::cli::run(cli);
+        return gatehouse_migration::cli::run(cli);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,6 +1,6 @@
 //! Printing results: aligned text for people, one JSON document for machines.
 
-use migration::cli::Format;
+use gatehouse_migration::cli::Format;
 use serde_json::Value;
 
 /// Prints `json` (with `--format json`) or the `human` text.

@@ -309,7 +309,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     }
 }
 
-async fn find_role(ctx: &Context, name: &str) -> Result<entity::roles::Model, Failure> {
+async fn find_role(ctx: &Context, name: &str) -> Result<gatehouse_entity::roles::Model, Failure> {
     rbac::find_role(&ctx.db, name)
         .await
         .map_err(|err| match err {

@@ -9,9 +9,10 @@ use uuid::Uuid;
 use super::context::{CommonArgs, Context, Failure, Group, config};
 use super::{input, output};
 use crate::accounts::{Accounts, Argon2idHasher};
+use crate::client::ClientInfo;
 use crate::login::{LoginRequest, login};
 use crate::mfa::Mfa;
-use crate::sessions::{Client, SessionPolicy, Sessions};
+use crate::sessions::{SessionPolicy, Sessions};
 
 /// Reason recorded when an operator revokes sessions.
 pub const OPERATOR_REASON: &str = "revoked by operator";
@@ -59,7 +60,7 @@ pub enum Action {
 
 /// Refuses a malformed `--ip` or `--user-agent` before anything is read or written.
 fn check_client(ip: Option<&str>, user_agent: Option<&str>) -> Result<(), Failure> {
-    Client { ip, user_agent }
+    ClientInfo { ip, user_agent }
         .validate()
         .map_err(|err| Failure::Usage(format!("{err} (--ip, --user-agent)")))
 }
@@ -94,13 +95,15 @@ pub async fn run_login(args: LoginArgs) -> Result<ExitCode, Failure> {
         &ctx.db,
         &accounts,
         &sessions,
-        &mfa,
+        Some(&mfa),
         LoginRequest {
             identifier: &args.identifier,
             password: password.expose_secret(),
             second_factor: code.as_ref().map(|c| c.expose_secret()),
-            ip_address: args.ip.as_deref(),
-            user_agent: args.user_agent.as_deref(),
+            client: ClientInfo {
+                ip: args.ip.as_deref(),
+                user_agent: args.user_agent.as_deref(),
+            },
         },
         ctx.now,
     )
@@ -144,7 +147,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     match args.action {
         Action::Validate { ip, user_agent } => {
             let token = input::secret("session token", false)?;
-            let client = Client {
+            let client = ClientInfo {
                 ip: ip.as_deref(),
                 user_agent: user_agent.as_deref(),
             };

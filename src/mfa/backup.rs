@@ -18,9 +18,9 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use entity::encryption_keys;
-use entity::mfa_backup_codes::{self, ActiveModel, Column, Entity};
-use entity::sea_orm_active_enums::{KeyStatus, KeyType};
+use gatehouse_entity::encryption_keys;
+use gatehouse_entity::mfa_backup_codes::{self, ActiveModel, Column, Entity};
+use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
     QueryFilter, QuerySelect, QueryTrait, sea_query::Expr,

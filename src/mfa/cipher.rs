@@ -12,8 +12,8 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use data_encoding::BASE64;
-use entity::sea_orm_active_enums::{KeyStatus, KeyType};
-use entity::{encryption_keys, mfa_configurations};
+use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType};
+use gatehouse_entity::{encryption_keys, mfa_configurations};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 

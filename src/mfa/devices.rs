@@ -6,7 +6,7 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use data_encoding::BASE64URL_NOPAD;
-use entity::mfa_trusted_devices::{self, ActiveModel, Column, Entity};
+use gatehouse_entity::mfa_trusted_devices::{self, ActiveModel, Column, Entity};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, sea_query::Expr,
@@ -79,15 +79,15 @@ pub async fn trust<C: ConnectionTrait>(
     if let Some(name) = device_name {
         check_text("device_name", name, MAX_DEVICE_NAME)?;
     }
-    client.validate()?;
+    let client = client.check()?;
     let token = BASE64URL_NOPAD.encode(&crypto::random_bytes::<TOKEN_BYTES>());
     let device = ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
         device_token_hash: Set(token_hash(&token)),
         device_name: Set(device_name.map(str::to_owned)),
-        ip_address: Set(client.ip_address.map(str::to_owned)),
-        user_agent: Set(client.user_agent.map(str::to_owned)),
+        ip_address: Set(client.ip.map(|ip| ip.to_string())),
+        user_agent: Set(client.user_agent),
         created_at: Set(now),
         last_used_at: Set(None),
         expires_at: Set(now + ttl),

@@ -21,12 +21,12 @@ pub mod devices;
 pub mod totp;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use entity::mfa_configurations::{self, ActiveModel, Column, Entity};
-use entity::sea_orm_active_enums::{AttemptKind, KeyType, MfaMethod};
-use entity::{mfa_backup_codes, mfa_trusted_devices, users};
+use gatehouse_entity::mfa_configurations::{self, ActiveModel, Column, Entity};
+use gatehouse_entity::sea_orm_active_enums::{AttemptKind, KeyType, MfaMethod};
+use gatehouse_entity::{mfa_backup_codes, mfa_trusted_devices, users};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait, sea_query::Expr,
@@ -38,41 +38,10 @@ pub use backup::BackupCodes;
 pub use devices::DeviceToken;
 pub use totp::TotpSecret;
 
+pub use crate::client::ClientInfo;
 use crate::config::{Config, DataKey, HmacKey};
 use crate::lockout::{self, Failure, LockoutPolicy};
 use crate::{Error, keys};
-
-/// Longest IP address text (the columns' size; IPv6 with an IPv4 tail).
-const MAX_IP_CHARS: usize = 45;
-/// Longest user agent accepted (the columns' size).
-const MAX_USER_AGENT_CHARS: usize = 512;
-
-/// Where an attempt came from, as recorded with failures and trusted devices.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ClientInfo<'a> {
-    pub ip_address: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-}
-
-impl ClientInfo<'_> {
-    /// # Errors
-    /// [`Error::InvalidInput`] for an IP address that does not parse or a
-    /// user agent that is too long or holds control characters.
-    pub fn validate(&self) -> Result<(), Error> {
-        if let Some(ip) = self.ip_address
-            && (ip.len() > MAX_IP_CHARS || ip.parse::<IpAddr>().is_err())
-        {
-            return Err(Error::InvalidInput {
-                field: "ip_address",
-                reason: "not an IP address".into(),
-            });
-        }
-        if let Some(agent) = self.user_agent {
-            check_text("user_agent", agent, MAX_USER_AGENT_CHARS)?;
-        }
-        Ok(())
-    }
-}
 
 /// Checks free text: not empty, at most `max_chars` characters, no control
 /// characters (NUL included).
@@ -135,31 +104,32 @@ impl Enrollment {
 }
 
 /// The MFA service: the keys it needs (current and previous) and the
-/// lockout policy for failed codes.
-#[derive(Debug)]
-pub struct Mfa<'k> {
-    data_key: &'k DataKey,
-    hmac_key: &'k HmacKey,
-    data_previous: &'k [DataKey],
-    hmac_previous: &'k [HmacKey],
+/// lockout policy for failed codes. Cheap to clone and `'static`: keep one
+/// in the application's state.
+#[derive(Clone, Debug)]
+pub struct Mfa {
+    data_key: DataKey,
+    hmac_key: HmacKey,
+    data_previous: Arc<[DataKey]>,
+    hmac_previous: Arc<[HmacKey]>,
     lockout: LockoutPolicy,
 }
 
-impl<'k> Mfa<'k> {
+impl Mfa {
     /// The service with the configured keys, their ring and the default
     /// lockout policy.
-    pub fn new(config: &'k Config) -> Self {
+    pub fn new(config: &Config) -> Self {
         Self::with_keys(&config.data_key, &config.hmac_key)
             .with_previous_keys(&config.data_previous, &config.hmac_previous)
     }
 
     /// The service with these keys and no ring.
-    pub fn with_keys(data_key: &'k DataKey, hmac_key: &'k HmacKey) -> Self {
+    pub fn with_keys(data_key: &DataKey, hmac_key: &HmacKey) -> Self {
         Self {
-            data_key,
-            hmac_key,
-            data_previous: &[],
-            hmac_previous: &[],
+            data_key: data_key.clone(),
+            hmac_key: hmac_key.clone(),
+            data_previous: Arc::new([]),
+            hmac_previous: Arc::new([]),
             lockout: LockoutPolicy::default(),
         }
     }
@@ -170,11 +140,11 @@ impl<'k> Mfa<'k> {
     #[must_use]
     pub fn with_previous_keys(
         mut self,
-        data_previous: &'k [DataKey],
-        hmac_previous: &'k [HmacKey],
+        data_previous: &[DataKey],
+        hmac_previous: &[HmacKey],
     ) -> Self {
-        self.data_previous = data_previous;
-        self.hmac_previous = hmac_previous;
+        self.data_previous = data_previous.into();
+        self.hmac_previous = hmac_previous.into();
         self
     }
 
@@ -220,7 +190,7 @@ impl<'k> Mfa<'k> {
             id: Set(Uuid::now_v7()),
             user_id: Set(user_id),
             method: Set(MfaMethod::Totp),
-            secret_encrypted: Set(cipher::seal(self.data_key, user_id, &secret)),
+            secret_encrypted: Set(cipher::seal(&self.data_key, user_id, &secret)),
             encryption_key_id: Set(Some(key.id)),
             is_enabled: Set(false),
             is_verified: Set(false),
@@ -284,7 +254,7 @@ impl<'k> Mfa<'k> {
         if config.is_verified {
             return Err(Error::conflict("mfa", "MFA is already confirmed"));
         }
-        let secret = cipher::open_row(&txn, self.data_key, self.data_previous, &config).await?;
+        let secret = cipher::open_row(&txn, &self.data_key, &self.data_previous, &config).await?;
         let step = match totp::match_step(&secret, code, now, config.last_used_step) {
             totp::StepMatch::Fresh(step) => step,
             totp::StepMatch::Replayed => return Err(Error::Replayed),
@@ -335,7 +305,10 @@ impl<'k> Mfa<'k> {
 
     /// The record of the configured data key (recorded as version 1 when
     /// no data key is recorded yet; never rotated in).
-    async fn data_record<C>(&self, db: &C) -> Result<entity::encryption_keys::Model, Error>
+    async fn data_record<C>(
+        &self,
+        db: &C,
+    ) -> Result<gatehouse_entity::encryption_keys::Model, Error>
     where
         C: ConnectionTrait + TransactionTrait,
     {
@@ -366,7 +339,7 @@ impl<'k> Mfa<'k> {
             keys::HMAC_ALGORITHM,
         )
         .await?;
-        backup::replace_unused(db, self.hmac_key, record.id, user_id, now).await
+        backup::replace_unused(db, &self.hmac_key, record.id, user_id, now).await
     }
 
     /// Turns MFA off for `user_id`: removes the configuration (and with it
@@ -548,7 +521,7 @@ impl<'k> Mfa<'k> {
         code: u32,
         now: DateTime<Utc>,
     ) -> Result<totp::StepMatch, Error> {
-        let secret = cipher::open_row(db, self.data_key, self.data_previous, config).await?;
+        let secret = cipher::open_row(db, &self.data_key, &self.data_previous, config).await?;
         Ok(totp::match_step(&secret, code, now, config.last_used_step))
     }
 
@@ -581,8 +554,8 @@ impl<'k> Mfa<'k> {
     ) -> Result<backup::Consumed, Error> {
         backup::consume(
             db,
-            self.hmac_key,
-            self.hmac_previous,
+            &self.hmac_key,
+            &self.hmac_previous,
             user_id,
             normalized,
             now,
@@ -598,11 +571,7 @@ impl<'k> Mfa<'k> {
         client: ClientInfo<'_>,
         now: DateTime<Utc>,
     ) -> Result<(users::Model, lockout::Attempt), Error> {
-        client.validate()?;
-        let ip = client
-            .ip_address
-            .map(crate::sessions::parse_ip)
-            .transpose()?;
+        let ip = client.check()?.ip;
         let user = load_user(db, user_id).await?;
         let source = lockout::source_key(ip);
         let attempt =
@@ -673,7 +642,7 @@ impl<'k> Mfa<'k> {
             after = Some(last.id);
             for row in rows {
                 let Ok(secret) =
-                    cipher::open_row(db, self.data_key, self.data_previous, &row).await
+                    cipher::open_row(db, &self.data_key, &self.data_previous, &row).await
                 else {
                     report.undecryptable.push(row.user_id);
                     continue;
@@ -681,7 +650,7 @@ impl<'k> Mfa<'k> {
                 let updated = Entity::update_many()
                     .col_expr(
                         Column::SecretEncrypted,
-                        Expr::value(cipher::seal(self.data_key, row.user_id, &secret)),
+                        Expr::value(cipher::seal(&self.data_key, row.user_id, &secret)),
                     )
                     .col_expr(Column::EncryptionKeyId, Expr::value(key.id))
                     .col_expr(Column::UpdatedAt, Expr::value(now))
@@ -709,11 +678,12 @@ impl<'k> Mfa<'k> {
     where
         C: ConnectionTrait + TransactionTrait,
     {
+        let ip = client.normalized_ip();
         let failure = Failure {
             user_id: Some(user.id),
             identifier: &user.email,
             kind,
-            ip_address: client.ip_address,
+            ip_address: ip.as_deref(),
             user_agent: client.user_agent,
             reason,
         };

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use entity::sea_orm_active_enums::MfaMethod;
-use entity::{mfa_configurations, sessions, users};
+use gatehouse::ClientInfo;
 use gatehouse::Error;
 use gatehouse::accounts::{
     self, Accounts, AccountsPolicy, Argon2Costs, Argon2idHasher, Credentials, NewAccount,
     PasswordHasher,
 };
 use gatehouse::rbac::Actor;
+use gatehouse_entity::sea_orm_active_enums::MfaMethod;
+use gatehouse_entity::{mfa_configurations, sessions, users};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -121,8 +122,10 @@ fn login<'a>(identifier: &'a str, password: &'a str) -> Credentials<'a> {
     Credentials {
         identifier,
         password,
-        ip_address: Some("203.0.113.9"),
-        user_agent: Some("tests"),
+        client: ClientInfo {
+            ip: Some("203.0.113.9"),
+            user_agent: Some("tests"),
+        },
     }
 }
 
@@ -139,7 +142,7 @@ async fn insert_session(t: &TestDb, user_id: Uuid, now: DateTime<Utc>) -> Uuid {
     sessions::ActiveModel {
         id: Set(id),
         user_id: Set(user_id),
-        token_hash: Set(gatehouse::crypto::sha256_hex(id.as_bytes())),
+        token_hash: Set(crate::support::sha256_hex(id.as_bytes())),
         created_at: Set(now),
         last_activity_at: Set(now),
         expires_at: Set(now + Duration::hours(8)),
@@ -337,7 +340,7 @@ async fn the_last_twelve_passwords_cannot_be_reused(t: TestDb) {
     for (i, task) in hashing.into_iter().enumerate() {
         let id = Uuid::now_v7();
         oldest.get_or_insert(id);
-        entity::password_history::ActiveModel {
+        gatehouse_entity::password_history::ActiveModel {
             id: Set(id),
             user_id: Set(dave.id),
             password_hash: Set(task.await.unwrap()),
@@ -355,8 +358,8 @@ async fn the_last_twelve_passwords_cannot_be_reused(t: TestDb) {
         .change_password(&t.db, dave.id, &current, &nth_passphrase(13), now)
         .await
         .unwrap();
-    let kept = entity::password_history::Entity::find()
-        .filter(entity::password_history::Column::UserId.eq(dave.id))
+    let kept = gatehouse_entity::password_history::Entity::find()
+        .filter(gatehouse_entity::password_history::Column::UserId.eq(dave.id))
         .all(&t.db)
         .await
         .unwrap();
@@ -458,7 +461,7 @@ async fn changing_a_password_checks_the_current_one_and_revokes_sessions(t: Test
         revoked.iter().all(|s| s.revoked_at == Some(now)
             && s.revoked_reason.as_deref() == Some("password changed"))
     );
-    let history = entity::password_history::Entity::find()
+    let history = gatehouse_entity::password_history::Entity::find()
         .all(&t.db)
         .await
         .unwrap();
@@ -679,7 +682,7 @@ async fn reset_tokens_work_once_expire_and_revoke_sessions(t: TestDb) {
     let row = user_row(&t, ivy.id).await;
     assert_eq!(
         row.password_reset_token_hash.as_deref(),
-        Some(gatehouse::crypto::sha256_hex(token.as_bytes()).as_str()),
+        Some(crate::support::sha256_hex(token.as_bytes()).as_str()),
         "only the SHA-256 of the token is stored"
     );
 
@@ -724,7 +727,7 @@ async fn reset_tokens_work_once_expire_and_revoke_sessions(t: TestDb) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidCredentials));
-    let history = entity::password_history::Entity::find()
+    let history = gatehouse_entity::password_history::Entity::find()
         .all(&t.db)
         .await
         .unwrap();

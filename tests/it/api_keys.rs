@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, SubsecRound, Utc};
-use entity::{roles, user_roles, users};
 use gatehouse::Error;
 use gatehouse::api_keys::{self, ApiKey, NewApiKey};
+use gatehouse_entity::{roles, user_roles, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Database, EntityTrait, QueryFilter,
@@ -76,8 +76,8 @@ fn new_key<'a>(user_id: Uuid, scopes: &'a [&'a str]) -> NewApiKey<'a> {
     }
 }
 
-async fn record(t: &TestDb, id: Uuid) -> entity::api_keys::Model {
-    entity::api_keys::Entity::find_by_id(id)
+async fn record(t: &TestDb, id: Uuid) -> gatehouse_entity::api_keys::Model {
+    gatehouse_entity::api_keys::Entity::find_by_id(id)
         .one(&t.db)
         .await
         .unwrap()
@@ -105,10 +105,7 @@ async fn issued_keys_verify_and_record_use(t: TestDb) {
         stored, issued.record,
         "the returned record is what was stored"
     );
-    assert_eq!(
-        stored.key_hash,
-        gatehouse::crypto::sha256_hex(key.as_bytes())
-    );
+    assert_eq!(stored.key_hash, crate::support::sha256_hex(key.as_bytes()));
     assert_eq!(stored.key_prefix, key[..12]);
     assert_eq!(
         stored.scopes,

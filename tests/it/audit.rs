@@ -3,16 +3,18 @@
 //! data classification lookups.
 
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, TimeZone, Utc};
-use entity::sea_orm_active_enums::{
-    AttemptKind, AuditOutcome, EventStatus, RiskLevel, SessionEvent, Severity,
-};
-use entity::{api_keys, audit_logs, failed_login_attempts, session_audit_log, sessions, users};
 use gatehouse::Error;
 use gatehouse::audit::{
     AuditEntry, AuditQuery, BasicEntry, NewSecurityEvent, Resolution, classification, find_entries,
     log_basic, retention, rollup, security_events,
 };
 use gatehouse::lockout::LockoutPolicy;
+use gatehouse_entity::sea_orm_active_enums::{
+    AttemptKind, AuditOutcome, EventStatus, RiskLevel, SessionEvent, Severity,
+};
+use gatehouse_entity::{
+    api_keys, audit_logs, failed_login_attempts, session_audit_log, sessions, users,
+};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::json;
 use uuid::Uuid;
@@ -515,7 +517,7 @@ async fn session(
     sessions::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
-        token_hash: Set(gatehouse::crypto::sha256_hex(Uuid::now_v7().as_bytes())),
+        token_hash: Set(crate::support::sha256_hex(Uuid::now_v7().as_bytes())),
         created_at: Set(created),
         last_activity_at: Set(created),
         expires_at: Set(created + Duration::days(7)),
@@ -537,7 +539,7 @@ async fn api_key(t: &TestDb, user_id: Uuid, last_used: DateTime<Utc>) {
         user_id: Set(user_id),
         name: Set(format!("key {id}")),
         key_prefix: Set("gh_test".into()),
-        key_hash: Set(gatehouse::crypto::sha256_hex(id.as_bytes())),
+        key_hash: Set(crate::support::sha256_hex(id.as_bytes())),
         scopes: Set(json!([])),
         rate_limit_per_minute: Set(60),
         usage_count: Set(3),
@@ -636,7 +638,7 @@ async fn metrics_rollup_is_exact_and_idempotent(t: TestDb) {
 
     let computed_at = Utc::now().trunc_subsecs(6);
     let first = rollup(&t.db, day, &policy, computed_at).await.unwrap();
-    let counters = |m: &entity::security_metrics::Model| {
+    let counters = |m: &gatehouse_entity::security_metrics::Model| {
         [
             m.successful_logins,
             m.failed_logins,
@@ -815,7 +817,7 @@ async fn retention_prunes_failed_logins_and_session_audit_by_age(t: TestDb) {
 }
 
 async fn classification_lookup_and_access_counting(t: TestDb) {
-    use entity::sea_orm_active_enums::Sensitivity;
+    use gatehouse_entity::sea_orm_active_enums::Sensitivity;
     let found = classification::classification(&t.db, "users", "password_hash")
         .await
         .unwrap()

@@ -3,11 +3,11 @@
 //! at each backend's bind limit, and nesting in a caller's transaction.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use entity::audit_logs;
-use entity::sea_orm_active_enums::{AuditOutcome, RiskLevel};
 use gatehouse::Error;
 use gatehouse::audit::ingest::{columns_per_row, max_binds, rows_per_statement};
 use gatehouse::audit::{AuditEntry, ingest, ingest_pooled};
+use gatehouse_entity::audit_logs;
+use gatehouse_entity::sea_orm_active_enums::{AuditOutcome, RiskLevel};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     TransactionTrait,

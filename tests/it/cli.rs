@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use gatehouse::schema::introspect;
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::{Migrator, MigratorTrait};
 
 use crate::support::TestDb;
 
@@ -18,7 +18,7 @@ fn gatehouse() -> Command {
 }
 
 fn migration_bin() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_gatehouse")).with_file_name("migration");
+    let path = Path::new(env!("CARGO_BIN_EXE_gatehouse")).with_file_name("gatehouse-migration");
     assert!(
         path.exists(),
         "{} is missing: build it with `cargo build --workspace --bins`",

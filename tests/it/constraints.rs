@@ -15,9 +15,9 @@ backend_tests!(
     unknown_enum_value_is_a_check_violation,
 );
 
-fn user(email: &str, username: &str) -> entity::users::ActiveModel {
+fn user(email: &str, username: &str) -> gatehouse_entity::users::ActiveModel {
     let now = Utc::now();
-    entity::users::ActiveModel {
+    gatehouse_entity::users::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email.into()),
         username: Set(username.into()),
@@ -66,7 +66,7 @@ async fn username_differing_only_in_case_is_a_unique_violation(t: TestDb) {
 
 async fn role_level_above_100_is_a_check_violation(t: TestDb) {
     let now = Utc::now();
-    let role = |name: &str, level: i32| entity::roles::ActiveModel {
+    let role = |name: &str, level: i32| gatehouse_entity::roles::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name.into()),
         description: Set(None),
@@ -89,7 +89,7 @@ async fn role_level_above_100_is_a_check_violation(t: TestDb) {
 
 async fn orphan_foreign_key_is_a_foreign_key_violation(t: TestDb) {
     let now = Utc::now();
-    let err = entity::sessions::ActiveModel {
+    let err = gatehouse_entity::sessions::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(Uuid::now_v7()),
         token_hash: Set("0".repeat(64)),

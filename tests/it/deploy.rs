@@ -64,8 +64,8 @@ fn applied_names(t: &TestDb) -> Vec<String> {
 
 /// Every migration's name, in order.
 fn names() -> Vec<String> {
-    use migration::MigratorTrait;
-    migration::Migrator::migrations()
+    use gatehouse_migration::MigratorTrait;
+    gatehouse_migration::Migrator::migrations()
         .iter()
         .map(|m| m.name().to_owned())
         .collect()
@@ -184,7 +184,7 @@ async fn dry_run_prints_exactly_what_runs(t: TestDb) {
     ok(gatehouse(&t).arg("up"));
     for (name, (sum, statements)) in &plan {
         assert_eq!(
-            &migration::render::checksum(statements),
+            &gatehouse_migration::render::checksum(statements),
             sum,
             "printed checksum of {name}"
         );
@@ -336,7 +336,7 @@ async fn baseline_adopts_a_database_built_by_the_native_client(t: TestDb) {
 }
 
 async fn baseline_records_checksums_of_a_plain_sea_orm_deployment(t: TestDb) {
-    use migration::{Migrator, MigratorTrait};
+    use gatehouse_migration::{Migrator, MigratorTrait};
     // As `sea-orm-cli migrate up -n 3` leaves it: applied, no checksums.
     Migrator::up(&t.db, Some(3)).await.unwrap();
     let verify = gatehouse(&t).arg("verify").output().unwrap();
@@ -439,7 +439,7 @@ async fn a_waiting_migrator_says_so_and_times_out(t: TestDb) {
     let hold = match t.backend {
         Backend::Postgres => format!(
             "SELECT pg_advisory_lock({})",
-            migration::runner::lock::POSTGRES_LOCK_KEY
+            gatehouse_migration::runner::lock::POSTGRES_LOCK_KEY
         ),
         Backend::MySql => "SELECT GET_LOCK(CONCAT('gatehouse_migrate:', DATABASE()), 0)".to_owned(),
         Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),

@@ -4,10 +4,10 @@
 //! its own transaction.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use entity::{audit_logs, roles, user_roles, users};
 use gatehouse::Error;
 use gatehouse::accounts;
 use gatehouse::rbac::{self, Actor, RoleUpdate};
+use gatehouse_entity::{audit_logs, roles, user_roles, users};
 use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
 };

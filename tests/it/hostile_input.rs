@@ -814,7 +814,7 @@ const SECRET_URLS: &[&str] = &[
 #[test]
 fn database_url_secrets_never_printed() {
     let migration_bin =
-        std::path::Path::new(env!("CARGO_BIN_EXE_gatehouse")).with_file_name("migration");
+        std::path::Path::new(env!("CARGO_BIN_EXE_gatehouse")).with_file_name("gatehouse-migration");
     let gatehouse_bin = std::path::Path::new(env!("CARGO_BIN_EXE_gatehouse"));
     // Every connection attempt waits out its timeout, so all run at once.
     let mut children = Vec::new();

@@ -10,12 +10,13 @@
 use std::process::{Command, Stdio};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use entity::users;
+use gatehouse::ClientInfo;
 use gatehouse::Error;
 use gatehouse::accounts::{
     self, Accounts, Argon2idHasher, Credentials, Identifier, NewAccount, PasswordHasher, validate,
 };
-use migration::{Migrator, MigratorTrait};
+use gatehouse_entity::users;
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use uuid::Uuid;
@@ -50,8 +51,10 @@ fn login<'a>(identifier: &'a str, password: &'a str) -> Credentials<'a> {
     Credentials {
         identifier,
         password,
-        ip_address: Some("203.0.113.9"),
-        user_agent: Some("tests"),
+        client: ClientInfo {
+            ip: Some("203.0.113.9"),
+            user_agent: Some("tests"),
+        },
     }
 }
 

@@ -7,11 +7,12 @@
 use std::process::{Command, Output, Stdio};
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
-use entity::sea_orm_active_enums::KeyType;
+use gatehouse::ClientInfo;
+use gatehouse::mfa::Mfa;
 use gatehouse::mfa::totp::{self, TotpSecret};
-use gatehouse::mfa::{ClientInfo, Mfa};
-use gatehouse::sessions::{Client, SessionPolicy, Sessions};
+use gatehouse::sessions::{SessionPolicy, Sessions};
 use gatehouse::{Config, Error, keys};
+use gatehouse_entity::sea_orm_active_enums::KeyType;
 use serde_json::Value;
 
 use crate::operator::{expect, json, run_cmd, stderr, text};
@@ -32,13 +33,13 @@ const D2: &str = "4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f
 const IP: &str = "198.51.100.7";
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0";
 const CLIENT: ClientInfo<'static> = ClientInfo {
-    ip_address: Some("203.0.113.9"),
+    ip: Some("203.0.113.9"),
     user_agent: Some("TestAgent/1.0"),
 };
 const PASSWORD: &str = "operator test passphrase, long enough";
 
-fn client() -> Client<'static> {
-    Client {
+fn client() -> ClientInfo<'static> {
+    ClientInfo {
         ip: Some(IP),
         user_agent: Some(UA),
     }
@@ -59,7 +60,7 @@ fn code(secret: &TotpSecret, step: i64) -> String {
 /// Enrolls and confirms `user_id`; returns the secret and the backup codes.
 async fn enable(
     t: &TestDb,
-    mfa: &Mfa<'_>,
+    mfa: &Mfa,
     user_id: uuid::Uuid,
     now: DateTime<Utc>,
 ) -> (TotpSecret, Vec<String>) {
@@ -106,7 +107,7 @@ async fn rotation_with_the_ring_keeps_sessions_codes_and_secrets(t: TestDb) {
     let data_v1 = keys::active(&t.db, KeyType::Data).await.unwrap().unwrap();
     let recorded: Vec<Option<uuid::Uuid>> = {
         use sea_orm::EntityTrait;
-        entity::mfa_backup_codes::Entity::find()
+        gatehouse_entity::mfa_backup_codes::Entity::find()
             .all(&t.db)
             .await
             .unwrap()
@@ -244,7 +245,7 @@ async fn rotation_with_the_ring_keeps_sessions_codes_and_secrets(t: TestDb) {
 }
 
 async fn existing_backup_codes_are_backfilled_with_the_session_key(t: TestDb) {
-    use migration::{Migrator, MigratorTrait};
+    use gatehouse_migration::{Migrator, MigratorTrait};
     use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait};
     let total = u32::try_from(Migrator::migrations().len()).unwrap();
     Migrator::up(&t.db, Some(total - 1)).await.unwrap();
@@ -253,20 +254,22 @@ async fn existing_backup_codes_are_backfilled_with_the_session_key(t: TestDb) {
         .await
         .unwrap();
     for i in 0..3 {
-        entity::mfa_backup_codes::Entity::insert(entity::mfa_backup_codes::ActiveModel {
-            id: Set(uuid::Uuid::now_v7()),
-            user_id: Set(user.id),
-            code_hash: Set(format!("{i:064}")),
-            encryption_key_id: NotSet,
-            used_at: Set(None),
-            created_at: Set(Utc::now()),
-        })
+        gatehouse_entity::mfa_backup_codes::Entity::insert(
+            gatehouse_entity::mfa_backup_codes::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                user_id: Set(user.id),
+                code_hash: Set(format!("{i:064}")),
+                encryption_key_id: NotSet,
+                used_at: Set(None),
+                created_at: Set(Utc::now()),
+            },
+        )
         .exec_without_returning(&t.db)
         .await
         .unwrap();
     }
     Migrator::up(&t.db, None).await.unwrap();
-    let recorded: Vec<Option<uuid::Uuid>> = entity::mfa_backup_codes::Entity::find()
+    let recorded: Vec<Option<uuid::Uuid>> = gatehouse_entity::mfa_backup_codes::Entity::find()
         .all(&t.db)
         .await
         .unwrap()
@@ -276,7 +279,7 @@ async fn existing_backup_codes_are_backfilled_with_the_session_key(t: TestDb) {
     assert_eq!(recorded, vec![Some(key.id); 3]);
     // The key record cannot be deleted while codes depend on it.
     assert!(
-        entity::encryption_keys::Entity::delete_by_id(key.id)
+        gatehouse_entity::encryption_keys::Entity::delete_by_id(key.id)
             .exec(&t.db)
             .await
             .is_err()

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use entity::sea_orm_active_enums::{KeyStatus, KeyType};
 use gatehouse::sessions::{SessionPolicy, Sessions};
 use gatehouse::{Config, Error, keys};
+use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType};
 
 use crate::support::TestDb;
 

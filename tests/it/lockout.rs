@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use entity::{audit_logs, users};
 use gatehouse::accounts::{Accounts, AccountsPolicy, Argon2idHasher, Credentials, NewAccount};
 use gatehouse::lockout::LockoutPolicy;
 use gatehouse::login::{LoginRequest, login};
 use gatehouse::mfa::{Mfa, TotpSecret, totp};
 use gatehouse::sessions::{SessionPolicy, Sessions};
-use gatehouse::{Config, Error};
+use gatehouse::{ClientInfo, Config, Error};
+use gatehouse_entity::{audit_logs, users};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::accounts::{Counting, PASSPHRASE};
@@ -75,8 +75,10 @@ fn credentials<'a>(identifier: &'a str, password: &'a str, ip: &'a str) -> Crede
     Credentials {
         identifier,
         password,
-        ip_address: Some(ip),
-        user_agent: Some("tests"),
+        client: ClientInfo {
+            ip: Some(ip),
+            user_agent: Some("tests"),
+        },
     }
 }
 
@@ -89,12 +91,7 @@ async fn user_row(t: &TestDb, id: uuid::Uuid) -> users::Model {
 }
 
 /// Enrolls and confirms TOTP for `user`; returns the secret.
-async fn enable_mfa(
-    t: &TestDb,
-    mfa: &Mfa<'_>,
-    user: &users::Model,
-    now: DateTime<Utc>,
-) -> TotpSecret {
+async fn enable_mfa(t: &TestDb, mfa: &Mfa, user: &users::Model, now: DateTime<Utc>) -> TotpSecret {
     let enrollment = mfa
         .enroll(&t.db, user.id, "gatehouse", &user.username, now)
         .await
@@ -139,10 +136,12 @@ async fn wrong_codes_after_a_right_password_are_throttled_and_change_nothing(t: 
             identifier: "ivy",
             password: PASSPHRASE,
             second_factor: Some(&code),
-            ip_address: Some(ATTACKER),
-            user_agent: None,
+            client: ClientInfo {
+                ip: Some(ATTACKER),
+                user_agent: None,
+            },
         };
-        match login(&t.db, &accounts, &sessions, &mfa, request, at).await {
+        match login(&t.db, &accounts, &sessions, Some(&mfa), request, at).await {
             Err(Error::InvalidCredentials) => refused_wrong += 1,
             Err(Error::RateLimited { .. }) => throttled += 1,
             other => panic!("guess {k}: {other:?}"),
@@ -157,11 +156,13 @@ async fn wrong_codes_after_a_right_password_are_throttled_and_change_nothing(t: 
         identifier: "ivy",
         password: PASSPHRASE,
         second_factor: Some(&right),
-        ip_address: Some(ATTACKER),
-        user_agent: None,
+        client: ClientInfo {
+            ip: Some(ATTACKER),
+            user_agent: None,
+        },
     };
     assert!(matches!(
-        login(&t.db, &accounts, &sessions, &mfa, request, at).await,
+        login(&t.db, &accounts, &sessions, Some(&mfa), request, at).await,
         Err(Error::RateLimited { .. })
     ));
     let after = user_row(&t, user.id).await;
@@ -182,8 +183,10 @@ async fn wrong_codes_after_a_right_password_are_throttled_and_change_nothing(t: 
         identifier: "ivy",
         password: PASSPHRASE,
         second_factor: None,
-        ip_address: Some(OWNER),
-        user_agent: None,
+        client: ClientInfo {
+            ip: Some(OWNER),
+            user_agent: None,
+        },
     };
     for i in 0..3 {
         assert!(matches!(
@@ -191,7 +194,7 @@ async fn wrong_codes_after_a_right_password_are_throttled_and_change_nothing(t: 
                 &t.db,
                 &accounts,
                 &sessions,
-                &mfa,
+                Some(&mfa),
                 ask,
                 owner_at + Duration::seconds(i)
             )
@@ -205,7 +208,7 @@ async fn wrong_codes_after_a_right_password_are_throttled_and_change_nothing(t: 
         second_factor: Some(&right),
         ..ask
     };
-    let done = login(&t.db, &accounts, &sessions, &mfa, request, owner_at)
+    let done = login(&t.db, &accounts, &sessions, Some(&mfa), request, owner_at)
         .await
         .unwrap();
     let after = user_row(&t, user.id).await;
@@ -432,10 +435,12 @@ async fn failed_logins_are_audited_with_user_factor_and_identifier(t: TestDb) {
             identifier: "MIA@Example.com",
             password,
             second_factor: code.as_deref(),
-            ip_address: Some(ip),
-            user_agent: None,
+            client: ClientInfo {
+                ip: Some(ip),
+                user_agent: None,
+            },
         };
-        login(db, accounts, sessions, mfa, request, at).await
+        login(db, accounts, sessions, Some(mfa), request, at).await
     };
     assert!(matches!(
         attempt("not the passphrase", None, "203.0.113.1").await,
@@ -451,7 +456,10 @@ async fn failed_logins_are_audited_with_user_factor_and_identifier(t: TestDb) {
         Err(Error::InvalidCredentials)
     ));
     let failures = audit_logs::Entity::find()
-        .filter(audit_logs::Column::Outcome.eq(entity::sea_orm_active_enums::AuditOutcome::Failure))
+        .filter(
+            audit_logs::Column::Outcome
+                .eq(gatehouse_entity::sea_orm_active_enums::AuditOutcome::Failure),
+        )
         .all(&t.db)
         .await
         .unwrap();

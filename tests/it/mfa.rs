@@ -4,11 +4,12 @@
 
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use data_encoding::BASE32_NOPAD;
-use entity::sea_orm_active_enums::KeyType;
-use entity::{mfa_configurations, users};
+use gatehouse::ClientInfo;
 use gatehouse::mfa::totp::{self, TotpSecret};
-use gatehouse::mfa::{ClientInfo, Mfa, devices};
-use gatehouse::{Config, Error, crypto, keys, lockout};
+use gatehouse::mfa::{Mfa, devices};
+use gatehouse::{Config, Error, keys, lockout};
+use gatehouse_entity::sea_orm_active_enums::KeyType;
+use gatehouse_entity::{mfa_configurations, users};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
 };
@@ -33,7 +34,7 @@ const HMAC_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b
 const DATA_HEX: &str = "2122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f40";
 const OTHER_DATA_HEX: &str = "4142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f60";
 const CLIENT: ClientInfo<'static> = ClientInfo {
-    ip_address: Some("203.0.113.9"),
+    ip: Some("203.0.113.9"),
     user_agent: Some("TestAgent/1.0"),
 };
 
@@ -65,7 +66,7 @@ fn wrong_code(secret: &TotpSecret, step: i64) -> String {
 }
 
 /// Enrolls and confirms `user` at `now`; returns the secret.
-async fn enabled(t: &TestDb, mfa: &Mfa<'_>, user: &users::Model, now: DateTime<Utc>) -> TotpSecret {
+async fn enabled(t: &TestDb, mfa: &Mfa, user: &users::Model, now: DateTime<Utc>) -> TotpSecret {
     let enrollment = mfa
         .enroll(&t.db, user.id, "Gatehouse", &user.email, now)
         .await
@@ -246,9 +247,9 @@ async fn backup_codes_work_once_and_are_stored_hashed(t: TestDb) {
     assert_eq!(distinct.len(), 10);
     assert_eq!(t.count("mfa_backup_codes WHERE used_at IS NULL").await, 10);
     // No code appears in the table, formatted or bare, in any case.
-    let hashes: Vec<String> = entity::mfa_backup_codes::Entity::find()
+    let hashes: Vec<String> = gatehouse_entity::mfa_backup_codes::Entity::find()
         .select_only()
-        .column(entity::mfa_backup_codes::Column::CodeHash)
+        .column(gatehouse_entity::mfa_backup_codes::Column::CodeHash)
         .into_tuple()
         .all(&t.db)
         .await
@@ -385,7 +386,7 @@ async fn otp_failures_lock_with_their_own_counter(t: TestDb) {
     );
     // The owner from another network is not locked out.
     let elsewhere = ClientInfo {
-        ip_address: Some("198.51.100.20"),
+        ip: Some("198.51.100.20"),
         user_agent: None,
     };
     mfa.verify_totp(&t.db, user.id, &code(&secret, step), elsewhere, at)
@@ -578,7 +579,7 @@ async fn trusted_devices_expire_and_revoke(t: TestDb) {
     assert_eq!(
         t.count(&format!(
             "mfa_trusted_devices WHERE device_token_hash = '{}'",
-            crypto::sha256_hex(token.as_bytes())
+            crate::support::sha256_hex(token.as_bytes())
         ))
         .await,
         1
@@ -663,7 +664,7 @@ async fn trusted_devices_expire_and_revoke(t: TestDb) {
         (
             None,
             ClientInfo {
-                ip_address: Some("1.2.3.4'; DROP TABLE users; --"),
+                ip: Some("1.2.3.4'; DROP TABLE users; --"),
                 user_agent: None,
             },
         ),

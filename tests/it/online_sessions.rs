@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use migration::runner::{Options, Runner, State, Target};
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::runner::{Options, Runner, State, Target};
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{ConnectionTrait, DbBackend, IsolationLevel, Statement, TransactionTrait};
 use uuid::Uuid;

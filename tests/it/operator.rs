@@ -108,7 +108,7 @@ async fn users_roles_and_permissions(t: TestDb) {
     let stored: String = {
         use sea_orm::EntityTrait;
         let id = uuid::Uuid::parse_str(admin["id"].as_str().unwrap()).unwrap();
-        entity::users::Entity::find_by_id(id)
+        gatehouse_entity::users::Entity::find_by_id(id)
             .one(&t.db)
             .await
             .unwrap()
@@ -299,7 +299,7 @@ async fn login_sessions_and_metrics(t: TestDb) {
     assert_eq!(
         t.count(&format!(
             "sessions WHERE token_hash = '{}'",
-            gatehouse::crypto::sha256_hex(token.as_bytes())
+            crate::support::sha256_hex(token.as_bytes())
         ))
         .await,
         1
@@ -385,7 +385,7 @@ async fn api_keys_issue_verify_revoke(t: TestDb) {
     assert_eq!(
         t.count(&format!(
             "api_keys WHERE key_hash = '{}'",
-            gatehouse::crypto::sha256_hex(key.as_bytes())
+            crate::support::sha256_hex(key.as_bytes())
         ))
         .await,
         1
@@ -538,13 +538,13 @@ async fn prune_and_doctor(t: TestDb) {
     use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
     let old = chrono::Utc::now() - chrono::Duration::days(100);
     for (days, action) in [(90, "old"), (365, "kept")] {
-        entity::audit_logs::ActiveModel {
+        gatehouse_entity::audit_logs::ActiveModel {
             id: Set(uuid::Uuid::now_v7()),
             event_type: Set("test".into()),
             action: Set(action.into()),
-            outcome: Set(entity::sea_orm_active_enums::AuditOutcome::Success),
+            outcome: Set(gatehouse_entity::sea_orm_active_enums::AuditOutcome::Success),
             is_suspicious: Set(false),
-            risk_level: Set(entity::sea_orm_active_enums::RiskLevel::Low),
+            risk_level: Set(gatehouse_entity::sea_orm_active_enums::RiskLevel::Low),
             retention_days: Set(days),
             created_at: Set(old),
             ..Default::default()

@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, TimeZone, Utc};
 use gatehouse::Error;
 use gatehouse::audit::partitions::{self, DEFAULT_PARTITION, partition_name};
 use gatehouse::audit::{AuditEntry, retention};
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 

@@ -8,13 +8,14 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
-use entity::sea_orm_active_enums::AttemptKind;
+use gatehouse::ClientInfo;
 use gatehouse::accounts::{Accounts, Argon2idHasher, Credentials, NewAccount};
 use gatehouse::api_keys::{self, NewApiKey};
 use gatehouse::audit::{AuditQuery, find_entries};
 use gatehouse::lockout::{Failure, LockoutPolicy, record_failure};
-use gatehouse::sessions::{Client, SessionPolicy, Sessions};
+use gatehouse::sessions::{SessionPolicy, Sessions};
 use gatehouse::{Config, rbac};
+use gatehouse_entity::sea_orm_active_enums::AttemptKind;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 use crate::support::{Backend, TestDb};
@@ -167,7 +168,7 @@ async fn hot_queries_use_indexes(t: TestDb) {
     let mut tokens = Vec::new();
     for account in &users {
         let created = sessions
-            .create(&t.db, account.id, Client::default(), now)
+            .create(&t.db, account.id, ClientInfo::default(), now)
             .await
             .unwrap();
         tokens.push(created.token);
@@ -214,7 +215,7 @@ async fn hot_queries_use_indexes(t: TestDb) {
 
     // W1: session validation.
     sessions
-        .validate(&db, tokens[3].expose(), Client::default(), now)
+        .validate(&db, tokens[3].expose(), ClientInfo::default(), now)
         .await
         .unwrap();
     assert_indexed(
@@ -285,8 +286,10 @@ async fn hot_queries_use_indexes(t: TestDb) {
             Credentials {
                 identifier: &users[0].email,
                 password: "not the right passphrase at all",
-                ip_address: None,
-                user_agent: None,
+                client: ClientInfo {
+                    ip: None,
+                    user_agent: None,
+                },
             },
             now,
         )

@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use entity::{user_roles, users};
 use gatehouse::Error;
 use gatehouse::accounts;
 use gatehouse::rbac::{self, Actor};
+use gatehouse_entity::{user_roles, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;

@@ -4,12 +4,13 @@
 //! also end trusted devices; MFA changes end the user's other sessions.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use entity::users;
+use gatehouse::ClientInfo;
 use gatehouse::accounts::{self, Accounts, Argon2idHasher, NewAccount};
-use gatehouse::mfa::{ClientInfo, Mfa, TotpSecret, devices};
+use gatehouse::mfa::{Mfa, TotpSecret, devices};
 use gatehouse::rbac::{self, Actor};
-use gatehouse::sessions::{Client, SessionPolicy, Sessions};
+use gatehouse::sessions::{SessionPolicy, Sessions};
 use gatehouse::{Config, Error};
+use gatehouse_entity::users;
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use uuid::Uuid;
 
@@ -39,8 +40,8 @@ enum Kind {
 struct Fixture<'a> {
     t: &'a TestDb,
     accounts: &'a Accounts<Argon2idHasher>,
-    sessions: &'a Sessions<'a>,
-    mfa: &'a Mfa<'a>,
+    sessions: &'a Sessions,
+    mfa: &'a Mfa,
     now: DateTime<Utc>,
 }
 
@@ -69,7 +70,7 @@ impl Fixture<'_> {
     async fn session(&self, user_id: Uuid) -> (Uuid, String) {
         let created = self
             .sessions
-            .create(&self.t.db, user_id, Client::default(), self.now)
+            .create(&self.t.db, user_id, ClientInfo::default(), self.now)
             .await
             .unwrap();
         (created.session.id, created.token.expose().to_owned())
@@ -249,7 +250,7 @@ async fn every_revocation_clears_the_seal_and_is_audited(t: TestDb) {
         .await
         .unwrap();
         let err = sessions
-            .validate(&t.db, &victim_token, Client::default(), at)
+            .validate(&t.db, &victim_token, ClientInfo::default(), at)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Integrity(_)), "{kind:?}: {err}");
@@ -272,7 +273,7 @@ async fn every_revocation_clears_the_seal_and_is_audited(t: TestDb) {
         );
         assert_eq!(
             sessions
-                .validate(&t.db, &kept_token, Client::default(), at)
+                .validate(&t.db, &kept_token, ClientInfo::default(), at)
                 .await
                 .is_ok(),
             keeps,

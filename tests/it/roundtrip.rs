@@ -3,7 +3,7 @@
 //! the identical schema; `up` twice changes nothing.
 
 use gatehouse::schema::{MIGRATIONS_TABLE, introspect};
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::{Migrator, MigratorTrait};
 
 use crate::support::TestDb;
 

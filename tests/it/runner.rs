@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use migration::runner::{Options, Runner, State, Target};
+use gatehouse_migration::runner::{Options, Runner, State, Target};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Index, Query, Table};
 use sea_orm_migration::prelude::{

@@ -16,12 +16,15 @@ async fn rbac_state(
     BTreeSet<String>,
     BTreeSet<(String, String)>,
 ) {
-    let roles = entity::roles::Entity::find().all(&t.db).await.unwrap();
-    let permissions = entity::permissions::Entity::find()
+    let roles = gatehouse_entity::roles::Entity::find()
         .all(&t.db)
         .await
         .unwrap();
-    let grants = entity::role_permissions::Entity::find()
+    let permissions = gatehouse_entity::permissions::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap();
+    let grants = gatehouse_entity::role_permissions::Entity::find()
         .all(&t.db)
         .await
         .unwrap();
@@ -48,7 +51,7 @@ async fn rbac_state(
 }
 
 async fn seed_is_idempotent(t: TestDb) {
-    let ids_before: BTreeSet<_> = entity::roles::Entity::find()
+    let ids_before: BTreeSet<_> = gatehouse_entity::roles::Entity::find()
         .all(&t.db)
         .await
         .unwrap()
@@ -59,7 +62,7 @@ async fn seed_is_idempotent(t: TestDb) {
     gatehouse::seed(&t.db).await.unwrap();
     gatehouse::seed(&t.db).await.unwrap();
     assert_eq!(rbac_state(&t).await, before);
-    let ids_after: BTreeSet<_> = entity::roles::Entity::find()
+    let ids_after: BTreeSet<_> = gatehouse_entity::roles::Entity::find()
         .all(&t.db)
         .await
         .unwrap()

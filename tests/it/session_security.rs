@@ -2,7 +2,7 @@
 //! and backfills its new columns; its `down` keeps the rows too.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use uuid::Uuid;
@@ -67,7 +67,7 @@ async fn sessions_survive_session_security_up_and_down(t: TestDb) {
     // Inserted without reading the row back: the entity declares columns
     // that later migrations add.
     let user_id = Uuid::now_v7();
-    entity::users::Entity::insert(entity::users::ActiveModel {
+    gatehouse_entity::users::Entity::insert(gatehouse_entity::users::ActiveModel {
         id: Set(user_id),
         email: Set("ada@example.com".into()),
         username: Set("ada".into()),

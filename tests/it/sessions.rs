@@ -2,11 +2,12 @@
 //! absolute timeouts, revocation, risk scoring and batched cleanup.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use entity::sea_orm_active_enums::{AttemptKind, SessionEvent};
-use entity::{session_audit_log, sessions};
+use gatehouse::ClientInfo;
 use gatehouse::lockout::{Failure, LockoutPolicy, record_failure};
-use gatehouse::sessions::{Client, SessionPolicy, SessionToken, Sessions};
+use gatehouse::sessions::{SessionPolicy, SessionToken, Sessions};
 use gatehouse::{Config, Error};
+use gatehouse_entity::sea_orm_active_enums::{AttemptKind, SessionEvent};
+use gatehouse_entity::{session_audit_log, sessions};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
@@ -41,8 +42,8 @@ fn config() -> Config {
     Config::from_values(HMAC_HEX, DATA_B64).unwrap()
 }
 
-fn client<'a>(ip: &'a str, user_agent: &'a str) -> Client<'a> {
-    Client {
+fn client<'a>(ip: &'a str, user_agent: &'a str) -> ClientInfo<'a> {
+    ClientInfo {
         ip: Some(ip),
         user_agent: Some(user_agent),
     }
@@ -94,7 +95,7 @@ async fn valid_sessions_validate_and_record_use(t: TestDb) {
     );
     assert_eq!(
         stored.token_hash,
-        gatehouse::crypto::sha256_hex(token.as_bytes())
+        crate::support::sha256_hex(token.as_bytes())
     );
     assert_eq!(stored.security_version, 1);
     assert_eq!(stored.encryption_key_id, Some(service.key_id()));
@@ -707,7 +708,7 @@ async fn sessions_under_a_retired_key_fail(t: TestDb) {
     // The operator rotates to it (without keeping the old key in the ring).
     gatehouse::keys::rotate(
         &t.db,
-        entity::sea_orm_active_enums::KeyType::Session,
+        gatehouse_entity::sea_orm_active_enums::KeyType::Session,
         &new_config.hmac_key.fingerprint(),
         gatehouse::keys::HMAC_ALGORITHM,
         Some(old.key_id()),

@@ -1,8 +1,8 @@
 //! The DDL each migration renders, per backend and direction, as reviewed
 //! snapshots: a schema change shows up in review as a snapshot diff.
 
-use migration::render::{Direction, render_sql};
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::render::{Direction, render_sql};
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::DbBackend;
 
 async fn snapshot_all(backend: DbBackend, label: &str) {

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use migration::{Migrator, MigratorTrait};
+use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
 };
@@ -254,12 +254,12 @@ macro_rules! backend_tests {
 /// a schema migrated only part of the way, too: before the fold-identities
 /// migration the row is inserted without the folded columns (as gatehouse
 /// wrote it then) and the model returned holds what the backfill will copy.
-pub async fn insert_user(t: &TestDb, name: &str) -> entity::users::Model {
+pub async fn insert_user(t: &TestDb, name: &str) -> gatehouse_entity::users::Model {
     use chrono::SubsecRound;
     use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait, TryIntoModel};
     let now = chrono::Utc::now().trunc_subsecs(6);
     let email = format!("{name}@example.com");
-    let user = entity::users::ActiveModel {
+    let user = gatehouse_entity::users::ActiveModel {
         id: Set(uuid::Uuid::now_v7()),
         email_folded: Set(gatehouse::accounts::validate::fold(&email)),
         username_folded: Set(gatehouse::accounts::validate::fold(name)),
@@ -286,7 +286,7 @@ pub async fn insert_user(t: &TestDb, name: &str) -> entity::users::Model {
         row.email_folded = NotSet;
         row.username_folded = NotSet;
     }
-    entity::users::Entity::insert(row)
+    gatehouse_entity::users::Entity::insert(row)
         .exec_without_returning(&t.db)
         .await
         .expect("fixture user inserts");
@@ -301,4 +301,10 @@ async fn has_folded_identities(t: &TestDb) -> bool {
     ))
     .await
     .is_ok()
+}
+
+/// Lower-case hex SHA-256, as gatehouse stores token and key digests.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(data))
 }

@@ -41,8 +41,8 @@ async fn seed_000_verification(t: TestDb) {
         );
     }
 
-    let roles = entity::roles::Entity::find()
-        .order_by_desc(entity::roles::Column::Level)
+    let roles = gatehouse_entity::roles::Entity::find()
+        .order_by_desc(gatehouse_entity::roles::Column::Level)
         .all(&t.db)
         .await
         .unwrap();

@@ -1,5 +1,5 @@
 //! The migration CLI: one implementation behind `sea-orm-cli migrate`,
-//! `cargo run -p migration` and `gatehouse migrate`.
+//! `cargo run -p gatehouse-migration` and `gatehouse migrate`.
 //!
 //! It accepts what `sea-orm-cli migrate` passes on (`up [-n N]`, `down
 //! [-n N]`, `status`, `fresh`, `refresh`, `reset`, `-v`, `DATABASE_URL`,

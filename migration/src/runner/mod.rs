@@ -201,12 +201,14 @@ impl<M: MigratorTrait> Runner<M> {
         if let Some(schema) = schema {
             connect.set_schema_search_path(schema.to_owned());
         }
+        #[cfg(feature = "postgres")]
         if let Some(timeout) = options.statement_timeout {
             let ms = timeout.as_millis().to_string();
             connect
                 .map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
         }
         // A short busy timeout lets the lock wait say that it waits and honour --lock-timeout.
+        #[cfg(feature = "sqlite")]
         connect.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_millis(250)));
         // A driver's message may quote the URL: never with its secrets.
         let db = Database::connect(connect).await.map_err(|err| {

@@ -1,0 +1,283 @@
+//! [`Gatehouse`]: the one handle an application keeps in its state. It owns
+//! a connection pool and the services built over it, is cheap to clone and
+//! `'static`, and answers the calls a request handler makes.
+
+use std::fmt;
+
+use chrono::Utc;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::accounts::{Account, AccountsPolicy, Argon2idHasher, NewAccount};
+use crate::api_keys::VerifiedKey;
+use crate::client::ClientInfo;
+use crate::config::{Config, DataKey, HmacKey};
+use crate::login::{LoggedIn, LoginRequest};
+use crate::mfa::Mfa;
+use crate::sessions::{SessionPolicy, Sessions};
+use crate::{Accounts, Error, api_keys, rbac};
+
+/// The database and every service, ready for request handlers.
+///
+/// Build it once at start ([`Gatehouse::from_config`] or
+/// [`Gatehouse::builder`]) and clone it into each handler: clones share the
+/// pool, the keys and the limit on concurrent password hashes. MFA is
+/// optional: without a data encryption key, sign-in works for accounts
+/// without MFA and fails closed ([`Error::Config`]) for accounts with it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), gatehouse::Error> {
+/// use gatehouse::{ClientInfo, Config, Gatehouse, LoginRequest, NewAccount};
+///
+/// let db = gatehouse::db::connect("sqlite://app.db?mode=rwc").await?;
+/// let gate = Gatehouse::from_config(db, &Config::from_env()?).await?;
+/// gate.register(NewAccount {
+///     email: "ada@example.com",
+///     username: "ada",
+///     password: "correct horse battery staple",
+/// })
+/// .await?;
+/// let done = gate
+///     .login(LoginRequest {
+///         identifier: "ada",
+///         password: "correct horse battery staple",
+///         second_factor: None,
+///         client: ClientInfo { ip: Some("192.0.2.1"), user_agent: Some("curl/8.5") },
+///     })
+///     .await?;
+/// let session = gate
+///     .validate_session(done.session.token.expose(), ClientInfo::default())
+///     .await?;
+/// assert_eq!(session.user_id, done.account.id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Gatehouse {
+    db: DatabaseConnection,
+    accounts: Accounts<Argon2idHasher>,
+    sessions: Sessions,
+    mfa: Option<Mfa>,
+}
+
+impl fmt::Debug for Gatehouse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gatehouse")
+            .field("backend", &self.db.get_database_backend())
+            .field("sessions", &self.sessions.policy())
+            .field("mfa", &self.mfa.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Gatehouse`] from explicit parts; see [`Gatehouse::builder`].
+#[derive(Debug)]
+pub struct GatehouseBuilder {
+    db: DatabaseConnection,
+    hmac_key: Option<HmacKey>,
+    hmac_previous: Vec<HmacKey>,
+    data_key: Option<DataKey>,
+    data_previous: Vec<DataKey>,
+    sessions: SessionPolicy,
+    accounts: AccountsPolicy,
+    hasher: Argon2idHasher,
+}
+
+impl GatehouseBuilder {
+    /// The HMAC key (required): session seals, IP hashes, backup codes.
+    #[must_use]
+    pub fn hmac_key(mut self, key: HmacKey) -> Self {
+        self.hmac_key = Some(key);
+        self
+    }
+
+    /// The data encryption key: enables MFA (TOTP secrets are encrypted under it).
+    #[must_use]
+    pub fn data_key(mut self, key: DataKey) -> Self {
+        self.data_key = Some(key);
+        self
+    }
+
+    /// Both keys and their rings from a [`Config`].
+    #[must_use]
+    pub fn config(mut self, config: &Config) -> Self {
+        self.hmac_key = Some(config.hmac_key.clone());
+        self.hmac_previous.clone_from(&config.hmac_previous);
+        self.data_key = Some(config.data_key.clone());
+        self.data_previous.clone_from(&config.data_previous);
+        self
+    }
+
+    /// Session timeouts and risk threshold (default: [`SessionPolicy::default`]).
+    #[must_use]
+    pub fn session_policy(mut self, policy: SessionPolicy) -> Self {
+        self.sessions = policy;
+        self
+    }
+
+    /// Lockout, reset and registration settings (default: [`AccountsPolicy::default`]).
+    #[must_use]
+    pub fn accounts_policy(mut self, policy: AccountsPolicy) -> Self {
+        self.accounts = policy;
+        self
+    }
+
+    /// The password hasher (default: OWASP's Argon2id parameters).
+    #[must_use]
+    pub fn hasher(mut self, hasher: Argon2idHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Checks the keys against their records (recording them on a first
+    /// start, never rotating) and computes the dummy hash.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no HMAC key was given, or a key is not the
+    /// active recorded one (`gatehouse keys rotate`); [`Error::InvalidInput`]
+    /// for an inconsistent policy; a database error (migrations not applied).
+    pub async fn build(self) -> Result<Gatehouse, Error> {
+        let hmac_key = self.hmac_key.ok_or_else(|| Error::Config {
+            var: crate::config::HMAC_KEY_VAR,
+            reason: "the HMAC key is required: give it with `hmac_key` or `config`".into(),
+        })?;
+        let sessions =
+            Sessions::load_with_previous(&self.db, &hmac_key, &self.hmac_previous, self.sessions)
+                .await?;
+        let mfa = match &self.data_key {
+            Some(data_key) => {
+                let mfa = Mfa::with_keys(data_key, &hmac_key)
+                    .with_previous_keys(&self.data_previous, &self.hmac_previous)
+                    .with_lockout(self.accounts.lockout);
+                mfa.ensure_keys(&self.db).await?;
+                Some(mfa)
+            }
+            None => None,
+        };
+        let accounts = Accounts::with_policy(self.hasher, self.accounts).await?;
+        Ok(Gatehouse {
+            db: self.db,
+            accounts,
+            sessions,
+            mfa,
+        })
+    }
+}
+
+impl Gatehouse {
+    /// A builder over `db`, for keys and policies given one by one.
+    pub fn builder(db: DatabaseConnection) -> GatehouseBuilder {
+        GatehouseBuilder {
+            db,
+            hmac_key: None,
+            hmac_previous: Vec::new(),
+            data_key: None,
+            data_previous: Vec::new(),
+            sessions: SessionPolicy::default(),
+            accounts: AccountsPolicy::default(),
+            hasher: Argon2idHasher::default(),
+        }
+    }
+
+    /// Every service with both keys from `config` (MFA on) and default policies.
+    ///
+    /// # Errors
+    /// As [`GatehouseBuilder::build`].
+    pub async fn from_config(db: DatabaseConnection, config: &Config) -> Result<Self, Error> {
+        Self::builder(db).config(config).build().await
+    }
+
+    /// The connection pool, for the services' lower-level functions.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The accounts service.
+    pub fn accounts(&self) -> &Accounts<Argon2idHasher> {
+        &self.accounts
+    }
+
+    /// The sessions service.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The MFA service, when a data encryption key was given.
+    pub fn mfa(&self) -> Option<&Mfa> {
+        self.mfa.as_ref()
+    }
+
+    /// Registers an account with the default role ([`Accounts::register`]).
+    ///
+    /// # Errors
+    /// As [`Accounts::register`]: [`Error::InvalidInput`],
+    /// [`Error::PolicyViolation`], [`Error::Conflict`] naming the field.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn register(&self, new: NewAccount<'_>) -> Result<Account, Error> {
+        self.accounts.register(&self.db, new, Utc::now()).await
+    }
+
+    /// Signs in and creates a session ([`crate::login::login`]).
+    ///
+    /// # Errors
+    /// As [`crate::login::login`].
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn login(&self, request: LoginRequest<'_>) -> Result<LoggedIn, Error> {
+        crate::login::login(
+            &self.db,
+            &self.accounts,
+            &self.sessions,
+            self.mfa.as_ref(),
+            request,
+            Utc::now(),
+        )
+        .await
+    }
+
+    /// Validates a session token ([`Sessions::validate`]).
+    ///
+    /// # Errors
+    /// As [`Sessions::validate`]: [`Error::InvalidCredentials`],
+    /// [`Error::Revoked`], [`Error::Expired`], [`Error::Integrity`].
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn validate_session(
+        &self,
+        token: &str,
+        client: ClientInfo<'_>,
+    ) -> Result<gatehouse_entity::sessions::Model, Error> {
+        self.sessions
+            .validate(&self.db, token, client, Utc::now())
+            .await
+    }
+
+    /// Ends the session of `token` ([`Sessions::logout`]).
+    ///
+    /// # Errors
+    /// As [`Sessions::logout`].
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn logout(&self, token: &str) -> Result<(), Error> {
+        self.sessions.logout(&self.db, token, Utc::now()).await
+    }
+
+    /// Whether `user_id` holds `permission` now ([`rbac::has_permission`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed permission name; a database error.
+    #[tracing::instrument(skip(self), err(level = "debug"))]
+    pub async fn has_permission(&self, user_id: Uuid, permission: &str) -> Result<bool, Error> {
+        rbac::has_permission(&self.db, user_id, permission, Utc::now()).await
+    }
+
+    /// Verifies an API key ([`api_keys::verify`]).
+    ///
+    /// # Errors
+    /// As [`api_keys::verify`]: [`Error::InvalidCredentials`],
+    /// [`Error::RateLimited`].
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn verify_api_key(
+        &self,
+        key: &str,
+        client_ip: Option<&str>,
+    ) -> Result<VerifiedKey, Error> {
+        api_keys::verify(&self.db, key, client_ip, Utc::now()).await
+    }
+}
