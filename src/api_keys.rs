@@ -421,6 +421,7 @@ struct Owner {
 /// when the owner is inactive or deleted; [`Error::Locked`] while an
 /// operator has locked the owner (`is_locked`); [`Error::RateLimited`] over the key's per-minute limit;
 /// [`Error::Integrity`] for unreadable stored scopes; a database error.
+#[tracing::instrument(name = "gatehouse.api_key.verify", skip_all, err(level = "debug"))]
 pub async fn verify<C: ConnectionTrait>(
     db: &C,
     key: &str,

@@ -211,7 +211,7 @@ impl Gatehouse {
     /// # Errors
     /// As [`Accounts::register`]: [`Error::InvalidInput`],
     /// [`Error::PolicyViolation`], [`Error::Conflict`] naming the field.
-    #[tracing::instrument(skip_all, err(level = "debug"))]
+    #[tracing::instrument(name = "gatehouse.register", skip_all, err(level = "debug"))]
     pub async fn register(&self, new: NewAccount<'_>) -> Result<Account, Error> {
         self.accounts.register(&self.db, new, Utc::now()).await
     }
@@ -220,7 +220,6 @@ impl Gatehouse {
     ///
     /// # Errors
     /// As [`crate::login::login`].
-    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn login(&self, request: LoginRequest<'_>) -> Result<LoggedIn, Error> {
         crate::login::login(
             &self.db,
@@ -238,7 +237,6 @@ impl Gatehouse {
     /// # Errors
     /// As [`Sessions::validate`]: [`Error::InvalidCredentials`],
     /// [`Error::Revoked`], [`Error::Expired`], [`Error::Integrity`].
-    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn validate_session(
         &self,
         token: &str,
@@ -253,7 +251,7 @@ impl Gatehouse {
     ///
     /// # Errors
     /// As [`Sessions::logout`].
-    #[tracing::instrument(skip_all, err(level = "debug"))]
+    #[tracing::instrument(name = "gatehouse.logout", skip_all, err(level = "debug"))]
     pub async fn logout(&self, token: &str) -> Result<(), Error> {
         self.sessions.logout(&self.db, token, Utc::now()).await
     }
@@ -262,7 +260,6 @@ impl Gatehouse {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed permission name; a database error.
-    #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn has_permission(&self, user_id: Uuid, permission: &str) -> Result<bool, Error> {
         rbac::has_permission(&self.db, user_id, permission, Utc::now()).await
     }
@@ -272,7 +269,6 @@ impl Gatehouse {
     /// # Errors
     /// As [`api_keys::verify`]: [`Error::InvalidCredentials`],
     /// [`Error::RateLimited`].
-    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn verify_api_key(
         &self,
         key: &str,

@@ -111,6 +111,7 @@ fn is_totp_code(text: &str) -> bool {
 /// has MFA and no second factor was given; [`Error::Replayed`] for a used
 /// TOTP step or backup code; [`Error::Integrity`] when the TOTP secret does
 /// not decrypt; a database error.
+#[tracing::instrument(name = "gatehouse.login", skip_all, fields(identifier = request.identifier), err(level = "debug"))]
 pub async fn login<C, H>(
     db: &C,
     accounts: &Accounts<H>,

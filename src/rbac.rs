@@ -285,6 +285,7 @@ pub async fn ensure_outranks<C: ConnectionTrait>(
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a malformed permission name, or a database error.
+#[tracing::instrument(name = "gatehouse.permission.check", skip(db), err(level = "debug"))]
 pub async fn has_permission<C: ConnectionTrait>(
     db: &C,
     user_id: Uuid,

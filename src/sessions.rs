@@ -514,6 +514,7 @@ impl Sessions {
     /// a malformed one), [`Error::InvalidInput`] (malformed IP or user agent),
     /// [`Error::Revoked`], [`Error::Expired`], [`Error::Integrity`] (seal
     /// mismatch, retired key, unknown scheme version); a database error.
+    #[tracing::instrument(name = "gatehouse.session.validate", skip_all, err(level = "debug"))]
     pub async fn validate<C>(
         &self,
         db: &C,

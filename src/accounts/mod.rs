@@ -352,6 +352,7 @@ impl<H: PasswordHasher> Accounts<H> {
     /// [`Error::InvalidInput`] for a malformed identifier, password or client
     /// (nothing recorded), [`Error::RateLimited`] when the source must wait,
     /// [`Error::MfaRequired`], [`Error::InvalidCredentials`] otherwise.
+    #[tracing::instrument(name = "gatehouse.authenticate", skip_all, fields(identifier = credentials.identifier), err(level = "debug"))]
     pub async fn authenticate<C>(
         &self,
         db: &C,

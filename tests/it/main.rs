@@ -14,6 +14,7 @@ mod counting;
 mod deploy;
 mod drift;
 mod escalation;
+mod handle;
 mod hostile_input;
 mod identity;
 mod invariants;
