@@ -40,14 +40,17 @@ pub mod sessions;
 #[doc(hidden)]
 pub mod cli;
 
-pub use accounts::{Account, Accounts, Argon2idHasher, NewAccount, PasswordHasher};
-pub use api_keys::{ApiKey, VerifiedKey};
+pub use accounts::{
+    Account, Accounts, AccountsPolicy, Argon2idHasher, Credentials, NewAccount, PasswordHasher,
+};
+pub use api_keys::{ApiKey, NewApiKey, VerifiedKey};
 pub use client::ClientInfo;
 pub use config::Config;
 pub use error::{Constraint, Error, constraint_violation};
 pub use gatehouse_entity as entity;
 pub use gatehouse_migration::Migrator;
 pub use handle::{Gatehouse, GatehouseBuilder};
+pub use lockout::LockoutPolicy;
 pub use login::{LoggedIn, LoginRequest, SecondFactor};
 pub use seed::seed;
 pub use sessions::{SessionPolicy, Sessions};

@@ -144,7 +144,7 @@ impl LockoutPolicy {
 /// The throttling key of a client address: an IPv4 address as is (an
 /// IPv4-mapped IPv6 address as its IPv4), an IPv6 address as its /56 prefix
 /// (what one subscriber is commonly given: 256 /64 networks), empty when unknown.
-pub fn source_key(ip: Option<IpAddr>) -> String {
+pub(crate) fn source_key(ip: Option<IpAddr>) -> String {
     match ip {
         None => String::new(),
         Some(IpAddr::V4(v4)) => v4.to_string(),
@@ -160,7 +160,7 @@ pub fn source_key(ip: Option<IpAddr>) -> String {
 
 /// The throttling subject of an identifier that names no account: a stable
 /// id derived from its normalized form.
-pub fn unknown_subject(normalized_identifier: &str) -> Uuid {
+pub(crate) fn unknown_subject(normalized_identifier: &str) -> Uuid {
     let digest = crypto::sha256_hex(
         [
             b"gatehouse login subject v1\0".as_slice(),
@@ -177,7 +177,7 @@ pub fn unknown_subject(normalized_identifier: &str) -> Uuid {
 
 /// A slot taken by [`claim`]: what [`release`] gives back and failures are recorded against.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// Whose count at this source the attempt took: [`unknown_subject`] of
     /// the identifier typed at a login, the account's id for other checks.
     pub subject: Uuid,
@@ -200,7 +200,7 @@ pub struct Attempt {
 /// # Errors
 /// [`Error::RateLimited`] when the source must wait or is shut out of this
 /// account (nothing is counted then); a database error.
-pub async fn claim<C: ConnectionTrait>(
+pub(crate) async fn claim<C: ConnectionTrait>(
     db: &C,
     policy: &LockoutPolicy,
     subject: Uuid,
@@ -369,7 +369,7 @@ async fn refusal<C: ConnectionTrait>(
 ///
 /// # Errors
 /// A database error.
-pub async fn release<C: ConnectionTrait>(db: &C, attempt: &Attempt) -> Result<(), Error> {
+pub(crate) async fn release<C: ConnectionTrait>(db: &C, attempt: &Attempt) -> Result<(), Error> {
     use login_throttles::Column as T;
     use sea_orm::sea_query::ExprTrait;
     login_throttles::Entity::update_many()
@@ -395,7 +395,7 @@ pub async fn release<C: ConnectionTrait>(db: &C, attempt: &Attempt) -> Result<()
 
 /// A failed attempt, as recorded.
 #[derive(Clone, Copy, Debug)]
-pub struct Failure<'a> {
+pub(crate) struct Failure<'a> {
     /// The account the identifier matched, if any.
     pub user_id: Option<Uuid>,
     /// The normalized email or username that was tried.
@@ -415,7 +415,7 @@ pub struct Failure<'a> {
 ///
 /// # Errors
 /// A database error.
-pub async fn record_failure<C: ConnectionTrait>(
+pub(crate) async fn record_failure<C: ConnectionTrait>(
     db: &C,
     policy: &LockoutPolicy,
     failure: Failure<'_>,
@@ -460,7 +460,7 @@ pub fn is_locked(user: &users::Model, now: DateTime<Utc>) -> bool {
 ///
 /// # Errors
 /// A database error.
-pub async fn prune<C: ConnectionTrait>(
+pub(crate) async fn prune<C: ConnectionTrait>(
     db: &C,
     policy: &LockoutPolicy,
     now: DateTime<Utc>,
