@@ -1,6 +1,8 @@
 //! Reads the live schema back from the database (tables, columns, indexes,
 //! foreign keys, checks) and compares it with the entities, so drift between
-//! the migrations and the `entity` crate is found on every backend.
+//! the migrations and the `entity` crate is found on every backend. Tables
+//! no gatehouse entity declares are the application's: listed by
+//! [`application_tables`], not drift.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -616,20 +618,29 @@ pub fn entity_tables() -> BTreeMap<String, Vec<EntityColumn>> {
     ])
 }
 
-/// Every difference between the live schema and the entities, one sentence
-/// each saying what differs and where to fix it. Empty when they agree.
+/// The tables of the live schema that are not gatehouse's: no gatehouse
+/// entity declares them and they are not the migration records. In an
+/// application's database these are the application's own (`posts`, ...).
+pub fn application_tables(live: &LiveSchema) -> Vec<String> {
+    let entities = entity_tables();
+    live.tables
+        .keys()
+        .filter(|name| {
+            let tracking = *name == MIGRATIONS_TABLE
+                || *name == gatehouse_migration::runner::ledger::LEDGER_TABLE;
+            !tracking && !entities.contains_key(*name)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Every difference between the live schema and gatehouse's entities, one
+/// sentence each saying what differs and where to fix it. Empty when they
+/// agree. Only gatehouse's tables are judged: a table no entity declares is
+/// the application's ([`application_tables`]), not drift.
 pub fn drift(backend: DbBackend, live: &LiveSchema) -> Vec<String> {
     let entities = entity_tables();
     let mut problems = Vec::new();
-    for name in live.tables.keys() {
-        let tracking =
-            name == MIGRATIONS_TABLE || name == gatehouse_migration::runner::ledger::LEDGER_TABLE;
-        if !tracking && !entities.contains_key(name) {
-            problems.push(format!(
-                "table `{name}` exists in the database but no entity declares it: add entity/src/{name}.rs"
-            ));
-        }
-    }
     for (name, columns) in &entities {
         let Some(table) = live.tables.get(name) else {
             problems.push(format!(

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType};
 use gatehouse_entity::{encryption_keys, mfa_backup_codes, mfa_configurations, sessions};
 use gatehouse_migration::Migrator;
-use gatehouse_migration::runner::{Options, Runner};
+use gatehouse_migration::runner::{Options, Ownership, Runner};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use serde_json::json;
@@ -146,7 +146,12 @@ async fn database_check(conn: &DatabaseConnection, url: &str) -> Check {
 }
 
 async fn migrations_check(url: &str) -> Check {
-    let runner = match Runner::<Migrator>::connect(url, None, Options::default()).await {
+    // gatehouse's migrations; applied ones it does not contain are the application's.
+    let options = Options {
+        ownership: Ownership::Part,
+        ..Options::default()
+    };
+    let runner = match Runner::<Migrator>::connect(url, None, options).await {
         Ok(runner) => runner,
         Err(err) => {
             return check(
@@ -172,6 +177,20 @@ async fn migrations_check(url: &str) -> Check {
     };
     let problems = named(&[State::Changed, State::Failed, State::MissingFromCode]);
     let unrecorded = named(&[State::AppliedWithoutRecord]);
+    let application = named(&[State::Application]);
+    let entries: Vec<_> = entries
+        .iter()
+        .filter(|e| e.state != State::Application)
+        .collect();
+    let theirs = if application.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} of the application's ({})",
+            application.len(),
+            application.join(", ")
+        )
+    };
     let pending = entries.iter().filter(|e| !e.state.is_applied()).count();
     if !problems.is_empty() {
         check(
@@ -197,7 +216,7 @@ async fn migrations_check(url: &str) -> Check {
             Level::Warn,
             format!(
                 "all {} applied, {} without a checksum record (applied by plain sea-orm-migration); \
-                 `gatehouse migrate baseline` records them",
+                 `gatehouse migrate baseline` records them{theirs}",
                 entries.len(),
                 unrecorded.len()
             ),
@@ -206,7 +225,7 @@ async fn migrations_check(url: &str) -> Check {
         check(
             "migrations",
             Level::Ok,
-            format!("all {} applied", entries.len()),
+            format!("all {} applied{theirs}", entries.len()),
         )
     }
 }
@@ -223,8 +242,19 @@ async fn drift_check(conn: &DatabaseConnection) -> Check {
         }
     };
     let drift = schema::drift(conn.get_database_backend(), &live);
-    if drift.is_empty() {
+    let application = schema::application_tables(&live);
+    if drift.is_empty() && application.is_empty() {
         check("schema", Level::Ok, "tables and columns match the entities")
+    } else if drift.is_empty() {
+        check(
+            "schema",
+            Level::Ok,
+            format!(
+                "gatehouse's tables and columns match the entities; {} table(s) of the application's: {}",
+                application.len(),
+                application.join(", ")
+            ),
+        )
     } else {
         check(
             "schema",

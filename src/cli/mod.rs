@@ -69,7 +69,11 @@ pub fn main() -> ExitCode {
         Err(err) => return gatehouse_migration::cli::usage_error(err),
     };
     if let Command::Migrate(cli) = cli.command {
-        return gatehouse_migration::cli::run(cli);
+        // gatehouse's migrations; an application's own are listed as the application's.
+        return gatehouse_migration::cli::run_parsed::<gatehouse_migration::Migrator>(
+            cli,
+            gatehouse_migration::runner::Ownership::Part,
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,6 +6,7 @@ mod support;
 
 mod accounts;
 mod api_keys;
+mod app;
 mod audit;
 mod audit_ingest;
 mod cli;

@@ -1,5 +1,17 @@
-//! The migration CLI: one implementation behind `sea-orm-cli migrate`,
-//! `cargo run -p gatehouse-migration` and `gatehouse migrate`.
+//! The migration CLI, generic over any `MigratorTrait`: one implementation
+//! behind `sea-orm-cli migrate`, `cargo run -p gatehouse-migration`,
+//! `gatehouse migrate` and an application's own migration binary, whose
+//! `main.rs` is one line:
+//!
+//! ```no_run
+//! # struct AppMigrator;
+//! # impl gatehouse_migration::MigratorTrait for AppMigrator {
+//! #     fn migrations() -> Vec<Box<dyn gatehouse_migration::MigrationTrait>> { gatehouse_migration::migrations() }
+//! # }
+//! fn main() -> std::process::ExitCode {
+//!     gatehouse_migration::cli::run::<AppMigrator>()
+//! }
+//! ```
 //!
 //! It accepts what `sea-orm-cli migrate` passes on (`up [-n N]`, `down
 //! [-n N]`, `status`, `fresh`, `refresh`, `reset`, `-v`, `DATABASE_URL`,
@@ -22,14 +34,20 @@ use sea_orm_migration::sea_orm::{DbBackend, DbErr};
 use crate::Migrator;
 use crate::redact;
 use crate::render::{Direction, render_sql};
-use crate::runner::{Options, Runner, Target};
+use crate::runner::{Event, Options, Ownership, Runner, Target};
 
-/// Where the database lives when neither `--database-url` nor `DATABASE_URL` says.
+/// Where the database lives when neither `--database-url` nor `DATABASE_URL`
+/// says: gatehouse's default, the SQLite file `./gatehouse.db` (also for an
+/// application's migrator; set `DATABASE_URL` to use another).
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
 
-/// Migrate the gatehouse schema.
+/// Apply, check, preview and repair a database's code-defined migrations.
 #[derive(Parser, Debug)]
-#[command(name = "migration", version, about = "Migrate the gatehouse schema")]
+#[command(
+    name = "migration",
+    version,
+    about = "Apply, check, preview and repair a database's code-defined migrations"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -42,7 +60,7 @@ pub struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectionArgs {
     /// Database URL: postgres://, mysql:// (also MariaDB) or sqlite://.
-    /// Defaults to the SQLite file ./gatehouse.db.
+    /// Defaults to the SQLite file ./gatehouse.db (gatehouse's default).
     #[arg(
         short = 'u',
         long,
@@ -146,11 +164,12 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         statements_done: Option<usize>,
     },
-    /// Write a new migration file from the template and register it in the Migrator.
+    /// Write a new migration file from the template and register it in the migration crate's lib.rs.
     Create {
         /// Name in snake case, e.g. `add_user_locale`.
         name: String,
-        /// The migration crate's `src` directory (default: ./migration/src, or ./src inside it).
+        /// The migration crate's `src` directory (default: that of the crate `cargo run`
+        /// runs, else ./migration/src, else ./src).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
@@ -248,10 +267,23 @@ fn message(err: &DbErr) -> String {
     text.replace('\n', " ")
 }
 
-/// Runs the CLI with the process arguments; what a `main` calls.
+/// Runs the CLI with the process arguments for `M`, a migrator that holds
+/// every migration of the database (an application's, with gatehouse's
+/// first): what an application's migration `main` calls.
+pub fn run<M: MigratorTrait>() -> ExitCode {
+    match Cli::try_parse() {
+        Ok(cli) => run_parsed::<M>(cli, Ownership::Whole),
+        Err(err) => usage_error(err),
+    }
+}
+
+/// Runs the CLI with the process arguments for gatehouse's own [`Migrator`],
+/// on a database that may also hold an application's migrations (listed as
+/// the application's, see [`Ownership::Part`]): what the
+/// `gatehouse-migration` binary calls.
 pub fn main() -> ExitCode {
     match Cli::try_parse() {
-        Ok(cli) => run(cli),
+        Ok(cli) => run_parsed::<Migrator>(cli, Ownership::Part),
         Err(err) => usage_error(err),
     }
 }
@@ -277,8 +309,8 @@ pub fn usage_error(err: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Runs a parsed command line to completion on a fresh Tokio runtime.
-pub fn run(cli: Cli) -> ExitCode {
+/// Runs a parsed command line for `M` to completion on a fresh Tokio runtime.
+pub fn run_parsed<M: MigratorTrait>(cli: Cli, ownership: Ownership) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -289,11 +321,11 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(run_async(cli))
+    runtime.block_on(run_async::<M>(cli, ownership))
 }
 
-/// Runs a parsed command line on the caller's runtime.
-pub async fn run_async(cli: Cli) -> ExitCode {
+/// Runs a parsed command line for `M` on the caller's runtime.
+pub async fn run_async<M: MigratorTrait>(cli: Cli, ownership: Ownership) -> ExitCode {
     let _ = dotenvy::dotenv();
     init_logging(cli.connection.verbose);
     let command = cli.command.clone().unwrap_or(Command::Up {
@@ -302,7 +334,7 @@ pub async fn run_async(cli: Cli) -> ExitCode {
         dry_run: false,
         allow_changed: false,
     });
-    match execute(&cli.connection, command).await {
+    match execute::<M>(&cli.connection, command, ownership).await {
         Ok(code) => code,
         Err(Failure::Usage(msg)) => {
             eprintln!("error: {msg}");
@@ -387,13 +419,29 @@ fn check_schema(schema: Option<&str>) -> Result<(), Failure> {
     }
 }
 
-async fn connect(args: &ConnectionArgs, allow_changed: bool) -> Result<Runner<Migrator>, Failure> {
+/// Prints the runner's events as the CLI always has: progress on stdout,
+/// waiting notices on stderr.
+fn print_event(event: &Event) {
+    if event.is_notice() {
+        eprintln!("{event}");
+    } else {
+        println!("{event}");
+    }
+}
+
+async fn connect<M: MigratorTrait>(
+    args: &ConnectionArgs,
+    allow_changed: bool,
+    ownership: Ownership,
+) -> Result<Runner<M>, Failure> {
     check_schema(args.database_schema.as_deref())?;
     let url = database_url(args)?;
     let options = Options {
         lock_timeout: Some(args.lock_timeout),
         statement_timeout: args.statement_timeout,
         allow_changed,
+        ownership,
+        on_event: Some(std::sync::Arc::new(print_event)),
     };
     Runner::connect(&url, args.database_schema.as_deref(), options)
         .await
@@ -408,8 +456,8 @@ async fn connect(args: &ConnectionArgs, allow_changed: bool) -> Result<Runner<Mi
 }
 
 /// Refuses a migration name this build does not have, before any connection.
-fn known(name: &str) -> Result<(), Failure> {
-    if Migrator::migrations().iter().any(|m| m.name() == name) {
+fn known<M: MigratorTrait>(name: &str) -> Result<(), Failure> {
+    if M::migrations().iter().any(|m| m.name() == name) {
         Ok(())
     } else {
         Err(Failure::Usage(format!(
@@ -418,7 +466,11 @@ fn known(name: &str) -> Result<(), Failure> {
     }
 }
 
-async fn execute(args: &ConnectionArgs, command: Command) -> Result<ExitCode, Failure> {
+async fn execute<M: MigratorTrait>(
+    args: &ConnectionArgs,
+    command: Command,
+    ownership: Ownership,
+) -> Result<ExitCode, Failure> {
     match command {
         Command::Sql {
             backend,
@@ -426,9 +478,9 @@ async fn execute(args: &ConnectionArgs, command: Command) -> Result<ExitCode, Fa
             names,
         } => {
             for name in &names {
-                known(name)?;
+                known::<M>(name)?;
             }
-            print_sql(backend.into(), down, &names).await?;
+            print_sql::<M>(backend.into(), down, &names).await?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Create { name, dir } => {
@@ -444,7 +496,7 @@ async fn execute(args: &ConnectionArgs, command: Command) -> Result<ExitCode, Fa
         }
         | Command::Baseline { to: Some(ref name) }
         | Command::MarkApplied { ref name }
-        | Command::Repair { ref name, .. } => known(name)?,
+        | Command::Repair { ref name, .. } => known::<M>(name)?,
         _ => {}
     }
     let allow_changed = matches!(
@@ -454,14 +506,14 @@ async fn execute(args: &ConnectionArgs, command: Command) -> Result<ExitCode, Fa
             ..
         }
     );
-    let runner = connect(args, allow_changed).await?;
+    let runner = connect::<M>(args, allow_changed, ownership).await?;
     let result = execute_on(&runner, args, command).await;
     runner.close().await;
     result
 }
 
-async fn execute_on(
-    runner: &Runner<Migrator>,
+async fn execute_on<M: MigratorTrait>(
+    runner: &Runner<M>,
     args: &ConnectionArgs,
     command: Command,
 ) -> Result<ExitCode, Failure> {
@@ -610,8 +662,12 @@ fn confirm(tables: &[String]) -> Result<(), Failure> {
 
 /// Prints the statements of the named migrations (all when `names` is
 /// empty), in the order they would run.
-async fn print_sql(backend: DbBackend, down: bool, names: &[String]) -> Result<(), Failure> {
-    let mut migrations = Migrator::migrations();
+async fn print_sql<M: MigratorTrait>(
+    backend: DbBackend,
+    down: bool,
+    names: &[String],
+) -> Result<(), Failure> {
+    let mut migrations = M::migrations();
     if !names.is_empty() {
         migrations.retain(|m| names.iter().any(|n| n == m.name()));
     }

@@ -52,14 +52,35 @@ fn failure_json(entry: &Entry) -> serde_json::Value {
     })
 }
 
-fn counts(entries: &[Entry]) -> (usize, usize, usize) {
+/// The migrator's own entries, and the application's (applied migrations
+/// another migrator runs, see [`crate::runner::Ownership::Part`]).
+fn split(entries: &[Entry]) -> (Vec<&Entry>, Vec<&Entry>) {
+    entries.iter().partition(|e| e.state != State::Application)
+}
+
+fn application_json(application: &[&Entry]) -> Vec<serde_json::Value> {
+    application
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "state": e.state.as_str(),
+                "applied_at": e.applied_at.map(|t| t.to_rfc3339()),
+            })
+        })
+        .collect()
+}
+
+fn counts(entries: &[&Entry]) -> (usize, usize, usize) {
     let applied = entries.iter().filter(|e| e.state.is_applied()).count();
     (applied, entries.len() - applied, entries.len())
 }
 
 /// Prints every migration's standing, ending with `N applied, M pending, T total`.
+/// The application's migrations are listed apart, after the migrator's own.
 pub fn status(backend: DbBackend, entries: &[Entry], format: Format) {
-    let (applied, pending, total) = counts(entries);
+    let (entries, application) = split(entries);
+    let (applied, pending, total) = counts(&entries);
     if format == Format::Json {
         let migrations: Vec<_> = entries
             .iter()
@@ -77,6 +98,7 @@ pub fn status(backend: DbBackend, entries: &[Entry], format: Format) {
         let doc = json!({
             "backend": backend_name(backend),
             "migrations": migrations,
+            "application": application_json(&application),
             "applied": applied,
             "pending": pending,
             "total": total,
@@ -86,7 +108,7 @@ pub fn status(backend: DbBackend, entries: &[Entry], format: Format) {
     }
     println!("Database: {}", backend_name(backend));
     let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
-    for entry in entries {
+    for entry in &entries {
         let detail = match (entry.state, &entry.failure) {
             (State::Failed, Some(f)) => format!(
                 "at statement {} of {}: {}",
@@ -132,7 +154,23 @@ pub fn status(backend: DbBackend, entries: &[Entry], format: Format) {
             "{failed} failed, {changed} changed: `migrate verify` explains, `migrate repair NAME` clears a failure"
         );
     }
-    println!("{applied} applied, {pending} pending, {total} total");
+    if !application.is_empty() {
+        println!("The application's migrations (its own migrator runs and checks them):");
+        let width = application.iter().map(|e| e.name.len()).max().unwrap_or(0);
+        for entry in &application {
+            let at = entry
+                .applied_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+            println!("{:<width$}  {:<8} {at}", entry.name, short(entry.state));
+        }
+    }
+    let theirs = if application.is_empty() {
+        String::new()
+    } else {
+        format!("; {} of the application's", application.len())
+    };
+    println!("{applied} applied, {pending} pending, {total} total{theirs}");
 }
 
 fn short(state: State) -> &'static str {
@@ -144,6 +182,7 @@ fn short(state: State) -> &'static str {
         State::Interrupted => "interrupted",
         State::Running => "running",
         State::MissingFromCode => "missing",
+        State::Application => "applied",
     }
 }
 
@@ -157,11 +196,14 @@ fn verdict(state: State) -> &'static str {
         State::Interrupted => "interrupted",
         State::Running => "running",
         State::Pending => "pending",
+        State::Application => "the application's",
     }
 }
 
-/// Prints each migration's verification; returns whether there was no problem.
+/// Prints each migration's verification; returns whether there was no
+/// problem. The application's migrations are named, not checked.
 pub fn verify(entries: &[Entry], format: Format) -> bool {
+    let (entries, application) = split(entries);
     let problems = entries.iter().filter(|e| e.state.is_problem()).count();
     if format == Format::Json {
         let migrations: Vec<_> = entries
@@ -177,12 +219,17 @@ pub fn verify(entries: &[Entry], format: Format) -> bool {
             .collect();
         println!(
             "{:#}",
-            json!({ "ok": problems == 0, "problems": problems, "migrations": migrations })
+            json!({
+                "ok": problems == 0,
+                "problems": problems,
+                "migrations": migrations,
+                "application": application_json(&application),
+            })
         );
         return problems == 0;
     }
     let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
-    for entry in entries {
+    for entry in &entries {
         let hint = match entry.state {
             State::Changed => format!(
                 " (recorded sha256 {}, now {})",
@@ -203,6 +250,13 @@ pub fn verify(entries: &[Entry], format: Format) -> bool {
             _ => String::new(),
         };
         println!("{:<width$}  {}{hint}", entry.name, verdict(entry.state));
+    }
+    if !application.is_empty() {
+        let names: Vec<&str> = application.iter().map(|e| e.name.as_str()).collect();
+        println!(
+            "Not checked here, the application's (its own migrator verifies them): {}",
+            names.join(", ")
+        );
     }
     if problems == 0 {
         println!("All applied migrations verified");

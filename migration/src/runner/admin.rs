@@ -10,7 +10,7 @@ use sea_orm_migration::sea_orm::{
 
 use super::exec::{install, record_applied};
 use super::ledger::{self, RunKind, SUCCEEDED};
-use super::{Runner, State, Target, lock};
+use super::{Event, Runner, State, Target, lock};
 use crate::render::{Direction, checksum};
 
 impl<M: MigratorTrait> Runner<M> {
@@ -55,7 +55,12 @@ impl<M: MigratorTrait> Runner<M> {
         };
         let recorded: Vec<&str> = entries
             .iter()
-            .filter(|e| !matches!(e.state, State::Pending | State::AppliedWithoutRecord))
+            .filter(|e| {
+                !matches!(
+                    e.state,
+                    State::Pending | State::AppliedWithoutRecord | State::Application
+                )
+            })
             .map(|e| e.name.as_str())
             .collect();
         if !recorded.is_empty() {
@@ -246,6 +251,7 @@ impl<M: MigratorTrait> Runner<M> {
     /// # Errors
     /// A database error.
     pub async fn fresh(&self, tables: &[String]) -> Result<Vec<String>, DbErr> {
+        self.refuse_over_application("fresh").await?;
         let backend = self.backend();
         if backend == DbBackend::Sqlite {
             // Per connection, outside a transaction: the runner has exactly one connection.
@@ -253,7 +259,7 @@ impl<M: MigratorTrait> Runner<M> {
                 .execute_raw(raw(backend, "PRAGMA foreign_keys = OFF"))
                 .await?;
         }
-        let dropped = locked!(self, conn => drop_tables(conn, tables));
+        let dropped = locked!(self, conn => drop_tables(conn, tables, &|e| self.notify(e)));
         if backend == DbBackend::Sqlite {
             self.db
                 .execute_raw(raw(backend, "PRAGMA foreign_keys = ON"))
@@ -268,12 +274,33 @@ impl<M: MigratorTrait> Runner<M> {
     /// # Errors
     /// The first failure.
     pub async fn reset(&self) -> Result<Vec<String>, DbErr> {
+        self.refuse_over_application("reset").await?;
         let names = self.down(&Target::All).await?;
         locked!(self, conn => async {
             conn.execute(&Table::drop().table(M::migration_table_name()).if_exists().to_owned()).await?;
             ledger::uninstall(conn).await
         })?;
         Ok(names)
+    }
+
+    /// Refuses `what` (which removes sea-orm's migration table) while the
+    /// application's migrations are recorded there.
+    async fn refuse_over_application(&self, what: &str) -> Result<(), DbErr> {
+        let application: Vec<String> = self
+            .status()
+            .await?
+            .into_iter()
+            .filter(|e| e.state == State::Application)
+            .map(|e| e.name)
+            .collect();
+        if application.is_empty() {
+            return Ok(());
+        }
+        Err(DbErr::Migration(format!(
+            "the database also holds the application's migrations ({}), and `{what}` would remove \
+             their records; run `{what}` with the application's migrator, which has them all",
+            application.join(", ")
+        )))
     }
 
     /// Problems `verify` reports: changed, unrecorded, failed or unknown migrations.
@@ -298,7 +325,7 @@ impl<M: MigratorTrait> Runner<M> {
             .status()
             .await?
             .iter()
-            .all(|e| e.state == State::Applied))
+            .all(|e| matches!(e.state, State::Applied | State::Application)))
     }
 }
 
@@ -339,7 +366,11 @@ async fn existing_tables<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbEr
         .collect()
 }
 
-async fn drop_tables<C: ConnectionTrait>(conn: &C, tables: &[String]) -> Result<(), DbErr> {
+async fn drop_tables<C: ConnectionTrait>(
+    conn: &C,
+    tables: &[String],
+    notify: &(dyn Fn(Event) + Sync),
+) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
     if backend == DbBackend::MySql {
         conn.execute_raw(raw(backend, "SET FOREIGN_KEY_CHECKS = 0"))
@@ -352,7 +383,9 @@ async fn drop_tables<C: ConnectionTrait>(conn: &C, tables: &[String]) -> Result<
             stmt.cascade();
         }
         conn.execute(&stmt).await?;
-        println!("Dropped     {table}");
+        notify(Event::Dropped {
+            table: table.clone(),
+        });
     }
     if backend == DbBackend::MySql {
         conn.execute_raw(raw(backend, "SET FOREIGN_KEY_CHECKS = 1"))

@@ -15,7 +15,7 @@ use sea_orm_migration::sea_orm::{
 };
 
 use super::ledger::{self, FAILED, INTERRUPTED, RUNNING, RunKind, SUCCEEDED};
-use super::{Entry, Runner, State, Step, Target, lock};
+use super::{Entry, Event, Runner, State, Step, Target, lock};
 use crate::render::{Direction, RETRY_WITH_NEXT, checksum, repeat_batch};
 
 impl<M: MigratorTrait> Runner<M> {
@@ -95,11 +95,6 @@ impl<M: MigratorTrait> Runner<M> {
         kind: RunKind,
         entries: &[Entry],
     ) -> Result<Vec<String>, DbErr> {
-        let verb = if kind == RunKind::Up {
-            "Applied    "
-        } else {
-            "Rolled back"
-        };
         let mut done = Vec::new();
         for step in selected {
             self.ensure_lock_held().await?;
@@ -113,11 +108,12 @@ impl<M: MigratorTrait> Runner<M> {
                 .flatten();
             let started = Instant::now();
             self.run_step(conn, &step, kind, failure).await?;
-            println!(
-                "{verb} {} ({} ms)",
-                step.name,
-                started.elapsed().as_millis()
-            );
+            let (name, elapsed) = (step.name.clone(), started.elapsed());
+            self.notify(if kind == RunKind::Up {
+                Event::Applied { name, elapsed }
+            } else {
+                Event::RolledBack { name, elapsed }
+            });
             done.push(step.name);
         }
         Ok(done)
@@ -136,9 +132,7 @@ impl<M: MigratorTrait> Runner<M> {
                 Ok(txn) => return Ok(txn),
                 Err(err) if err.to_string().contains("database is locked") => {
                     if !said {
-                        eprintln!(
-                            "waiting for another migrator to finish (it holds the database's write lock)..."
-                        );
+                        self.notify(Event::Waiting { write_lock: true });
                         said = true;
                     }
                     if self
@@ -249,11 +243,11 @@ impl<M: MigratorTrait> Runner<M> {
         let total = step.statements.len();
         let resume_from = resume_point(step, kind, failure.as_ref())?;
         if resume_from > 0 {
-            println!(
-                "Resuming   {} at statement {} of {total} (statements 1 to {resume_from} ran before and are unchanged)",
-                step.name,
-                resume_from + 1
-            );
+            self.notify(Event::Resuming {
+                name: step.name.clone(),
+                done: resume_from,
+                total,
+            });
         }
         let id = ledger::insert(
             conn,

@@ -1,11 +1,12 @@
 //! One migrator at a time per database. PostgreSQL: a session advisory lock
 //! (advisory locks are per database); MySQL/MariaDB: `GET_LOCK` on a name that
 //! includes the database; SQLite: the database's write lock, held by the transaction the
-//! whole run executes in. A waiting process says so once, then waits until
+//! whole run executes in. A waiting run says so once (an [`Event`]), then waits until
 //! the lock is free or `--lock-timeout` passes.
 
 use std::time::{Duration, Instant};
 
+use super::Event;
 use sea_orm_migration::sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement,
 };
@@ -52,25 +53,28 @@ async fn try_acquire(db: &DatabaseConnection) -> Result<bool, DbErr> {
 }
 
 /// Takes the migration lock, waiting at most `timeout` (forever with `None`)
-/// and saying once on stderr that it waits.
+/// and saying once through `notify` that it waits.
 ///
 /// # Errors
 /// A message naming `--lock-timeout` when the wait times out; a database error otherwise.
-pub async fn acquire(db: &DatabaseConnection, timeout: Option<Duration>) -> Result<(), DbErr> {
+pub async fn acquire(
+    db: &DatabaseConnection,
+    timeout: Option<Duration>,
+    notify: &(dyn Fn(Event) + Sync),
+) -> Result<(), DbErr> {
     let started = Instant::now();
     let mut said = false;
     loop {
         if try_acquire(db).await? {
             if said {
-                eprintln!(
-                    "lock acquired after {:.1} s",
-                    started.elapsed().as_secs_f64()
-                );
+                notify(Event::LockAcquired {
+                    waited: started.elapsed(),
+                });
             }
             return Ok(());
         }
         if !said {
-            eprintln!("waiting for another migrator to finish (it holds the migration lock)...");
+            notify(Event::Waiting { write_lock: false });
             said = true;
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {

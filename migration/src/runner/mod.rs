@@ -8,6 +8,10 @@
 //! Every migration is first rendered to its statements (see
 //! [`crate::render`]); those statements are what a dry run prints, what the
 //! checksum covers and what runs.
+//!
+//! The runner prints nothing: progress and notices are [`Event`]s, sent as
+//! `tracing` events (target `gatehouse_migration`) and to the callback in
+//! [`Options::on_event`].
 
 /// Runs `$body` (an expression using `$conn`) holding the migration lock: on
 /// PostgreSQL and MySQL/MariaDB with `$conn` the runner's connection, on
@@ -24,7 +28,10 @@ macro_rules! locked {
                 result
             }
             _ => {
-                lock::acquire(&$runner.db, $runner.options.lock_timeout).await?;
+                lock::acquire(&$runner.db, $runner.options.lock_timeout, &|e| {
+                    $runner.notify(e)
+                })
+                .await?;
                 let $conn = &$runner.db;
                 let result = $body.await;
                 let _ = lock::release(&$runner.db).await;
@@ -40,7 +47,9 @@ pub mod ledger;
 pub mod lock;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -53,7 +62,7 @@ use crate::render::{Direction, checksum, render, to_sql};
 use ledger::Record;
 
 /// How a run behaves.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Longest wait for another migrator's lock; `None` waits as long as it takes.
     pub lock_timeout: Option<Duration>,
@@ -61,6 +70,103 @@ pub struct Options {
     pub statement_timeout: Option<Duration>,
     /// Apply even though an applied migration's SQL changed since.
     pub allow_changed: bool,
+    /// Whose migrations the database holds besides the migrator's.
+    pub ownership: Ownership,
+    /// Called with every [`Event`] (besides the `tracing` event), e.g. to
+    /// print progress; `None` for none.
+    pub on_event: Option<OnEvent>,
+}
+
+/// A callback for the runner's [`Event`]s.
+pub type OnEvent = Arc<dyn Fn(&Event) + Send + Sync>;
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("lock_timeout", &self.lock_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("allow_changed", &self.allow_changed)
+            .field("ownership", &self.ownership)
+            .field("on_event", &self.on_event.as_ref().map(|_| "callback"))
+            .finish()
+    }
+}
+
+/// Whether the migrator holds every migration of the database, and so what
+/// an applied migration it does not contain is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ownership {
+    /// The migrator holds every migration (an application's migrator, with
+    /// gatehouse's first): an applied migration it lacks was applied by a
+    /// newer build, [`State::MissingFromCode`], and `up` refuses.
+    #[default]
+    Whole,
+    /// The migrator holds only its own part of the database's migrations
+    /// (gatehouse's [`crate::Migrator`] on an application's database): an
+    /// applied migration it lacks is the application's,
+    /// [`State::Application`], listed but neither checked nor refused.
+    Part,
+}
+
+/// Progress and notices of a run. `Display` gives the line the CLI prints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A migration was applied.
+    Applied { name: String, elapsed: Duration },
+    /// A migration was rolled back.
+    RolledBack { name: String, elapsed: Duration },
+    /// A statement-wise migration continues after statements that ran before.
+    Resuming {
+        name: String,
+        /// Statements that ran before (1 to `done`).
+        done: usize,
+        total: usize,
+    },
+    /// Another migrator holds the lock; the run waits (said once per wait).
+    Waiting {
+        /// `true` on SQLite, whose lock is the database's write lock.
+        write_lock: bool,
+    },
+    /// The lock was taken after waiting.
+    LockAcquired { waited: Duration },
+    /// `fresh` dropped a table.
+    Dropped { table: String },
+}
+
+impl Event {
+    /// Whether this is a notice about waiting (the CLI prints those on stderr).
+    pub fn is_notice(&self) -> bool {
+        matches!(self, Self::Waiting { .. } | Self::LockAcquired { .. })
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Applied { name, elapsed } => {
+                write!(f, "Applied     {name} ({} ms)", elapsed.as_millis())
+            }
+            Self::RolledBack { name, elapsed } => {
+                write!(f, "Rolled back {name} ({} ms)", elapsed.as_millis())
+            }
+            Self::Resuming { name, done, total } => write!(
+                f,
+                "Resuming   {name} at statement {} of {total} (statements 1 to {done} ran before and are unchanged)",
+                done + 1
+            ),
+            Self::Waiting { write_lock: true } => f.write_str(
+                "waiting for another migrator to finish (it holds the database's write lock)...",
+            ),
+            Self::Waiting { write_lock: false } => f.write_str(
+                "waiting for another migrator to finish (it holds the migration lock)...",
+            ),
+            Self::LockAcquired { waited } => {
+                write!(f, "lock acquired after {:.1} s", waited.as_secs_f64())
+            }
+            Self::Dropped { table } => write!(f, "Dropped     {table}"),
+        }
+    }
 }
 
 /// How far `up` or `down` goes.
@@ -123,6 +229,9 @@ pub enum State {
     Running,
     /// Recorded as applied, but this build has no such migration.
     MissingFromCode,
+    /// Applied, and another migrator's: the application's, when the runner's
+    /// migrator is a part ([`Ownership::Part`]). Not checked.
+    Application,
 }
 
 impl State {
@@ -136,6 +245,7 @@ impl State {
             Self::Interrupted => "interrupted",
             Self::Running => "running",
             Self::MissingFromCode => "missing-from-code",
+            Self::Application => "application",
         }
     }
 
@@ -143,7 +253,11 @@ impl State {
     pub fn is_applied(self) -> bool {
         matches!(
             self,
-            Self::Applied | Self::AppliedWithoutRecord | Self::Changed | Self::MissingFromCode
+            Self::Applied
+                | Self::AppliedWithoutRecord
+                | Self::Changed
+                | Self::MissingFromCode
+                | Self::Application
         )
     }
 
@@ -175,10 +289,24 @@ pub struct Entry {
 }
 
 /// A migrator bound to one database connection of its own.
+///
+/// ```no_run
+/// # async fn deploy(db: sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), sea_orm_migration::DbErr> {
+/// use gatehouse_migration::runner::{Options, Runner, Target};
+///
+/// // `db` is the application's pool; the runner takes one connection of its own for the lock.
+/// let runner = Runner::<gatehouse_migration::Migrator>::from_connection(db, None, Options::default()).await?;
+/// let applied = runner.up(&Target::All).await?;
+/// runner.close().await;
+/// # Ok(()) }
+/// ```
 pub struct Runner<M> {
     db: DatabaseConnection,
+    /// Whether `db` was opened by the runner (and so is closed by it).
+    owned: bool,
     options: Options,
-    _migrator: PhantomData<M>,
+    // `fn() -> M`: the runner holds no `M`, so it is `Send + Sync` whatever `M` is.
+    _migrator: PhantomData<fn() -> M>,
 }
 
 impl<M: MigratorTrait> Runner<M> {
@@ -223,9 +351,51 @@ impl<M: MigratorTrait> Runner<M> {
         }
         Ok(Self {
             db,
+            owned: true,
             options,
             _migrator: PhantomData,
         })
+    }
+
+    /// A runner for the database `db` is connected to, e.g. the
+    /// application's pool. The migration lock and session settings live on
+    /// one connection, and sea-orm pins none outside a transaction, so on
+    /// PostgreSQL, MySQL/MariaDB and a SQLite file the runner opens one
+    /// connection of its own with `db`'s connect options (server,
+    /// credentials, TLS, file; on PostgreSQL the search path is `schema`, or
+    /// else `db`'s current schema). An in-memory SQLite database is seen by
+    /// `db`'s connections only, so the runner uses `db` itself, which must be
+    /// a pool of one connection (sea-orm's default for SQLite); its lock is
+    /// the write transaction a run holds, so it is safe there too.
+    ///
+    /// # Errors
+    /// [`DbErr::Conn`] when the connection cannot be opened, or `db` is an
+    /// in-memory SQLite pool of several connections, or no sqlx connection.
+    pub async fn from_connection(
+        db: DatabaseConnection,
+        schema: Option<&str>,
+        options: Options,
+    ) -> Result<Self, DbErr> {
+        let (db, owned) = dedicated(db, schema, &options).await?;
+        if db.get_database_backend() == DbBackend::MySql
+            && let Some(timeout) = options.statement_timeout
+        {
+            set_mysql_statement_timeout(&db, timeout).await?;
+        }
+        Ok(Self {
+            db,
+            owned,
+            options,
+            _migrator: PhantomData,
+        })
+    }
+
+    /// Sends `event` to `tracing` and to [`Options::on_event`].
+    pub(crate) fn notify(&self, event: Event) {
+        tracing::info!(target: "gatehouse_migration", "{event}");
+        if let Some(on_event) = &self.options.on_event {
+            on_event(&event);
+        }
     }
 
     /// The runner's connection.
@@ -237,9 +407,12 @@ impl<M: MigratorTrait> Runner<M> {
         self.db.get_database_backend()
     }
 
-    /// Closes the connection, releasing any lock.
+    /// Closes the runner's own connection, releasing any lock (a connection
+    /// the caller gave, an in-memory SQLite pool, stays open).
     pub async fn close(self) {
-        let _ = self.db.close().await;
+        if self.owned {
+            let _ = self.db.close().await;
+        }
     }
 
     /// Every migration of `M` rendered for this backend in `direction`.
@@ -279,8 +452,116 @@ impl<M: MigratorTrait> Runner<M> {
         let live = !locked
             && records.iter().any(|r| r.status == ledger::RUNNING)
             && lock::held_elsewhere(&self.db).await?;
-        let entries = entries(&steps, &applied, &records, live);
+        let entries = entries(&steps, &applied, &records, live, self.options.ownership);
         Ok((steps, entries))
+    }
+}
+
+/// The connection a runner made from `db` uses, and whether it opened it.
+async fn dedicated(
+    db: DatabaseConnection,
+    schema: Option<&str>,
+    options: &Options,
+) -> Result<(DatabaseConnection, bool), DbErr> {
+    use sea_orm_migration::sea_orm::DatabaseConnectionType as Kind;
+    use sea_orm_migration::sea_orm::sqlx;
+    fn conn_err(message: String) -> DbErr {
+        DbErr::Conn(sea_orm_migration::sea_orm::RuntimeErr::Internal(message))
+    }
+    fn single<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+        sqlx::pool::PoolOptions::<DB>::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+    }
+    let opened = |err: sqlx::Error| {
+        conn_err(format!(
+            "cannot open the migration runner's own connection: {err}"
+        ))
+    };
+    match &db.inner {
+        #[cfg(feature = "postgres")]
+        Kind::SqlxPostgresPoolConnection(_) => {
+            let schema = match schema {
+                Some(schema) => schema.to_owned(),
+                None => db
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT current_schema()::text",
+                    ))
+                    .await?
+                    .map(|row| row.try_get_by_index::<Option<String>>(0))
+                    .transpose()?
+                    .flatten()
+                    .unwrap_or_else(|| "public".to_owned()),
+            };
+            let mut settings = vec![("search_path".to_owned(), format!("\"{schema}\""))];
+            if let Some(timeout) = options.statement_timeout {
+                settings.push((
+                    "statement_timeout".to_owned(),
+                    timeout.as_millis().to_string(),
+                ));
+            }
+            let connect = (*db.get_postgres_connection_pool().connect_options())
+                .clone()
+                .options(settings);
+            let pool = single().connect_with(connect).await.map_err(opened)?;
+            Ok((
+                sea_orm_migration::sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+                true,
+            ))
+        }
+        #[cfg(feature = "mysql")]
+        Kind::SqlxMySqlPoolConnection(_) => {
+            let connect = (*db.get_mysql_connection_pool().connect_options()).clone();
+            let pool = single().connect_with(connect).await.map_err(opened)?;
+            Ok((
+                sea_orm_migration::sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(pool),
+                true,
+            ))
+        }
+        #[cfg(feature = "sqlite")]
+        Kind::SqlxSqlitePoolConnection(_) => {
+            let file = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "SELECT file FROM pragma_database_list WHERE name = 'main'",
+                ))
+                .await?
+                .map(|row| row.try_get_by_index::<Option<String>>(0))
+                .transpose()?
+                .flatten()
+                .unwrap_or_default();
+            let pool = db.get_sqlite_connection_pool();
+            if file.is_empty() {
+                let max = pool.options().get_max_connections();
+                if max > 1 {
+                    return Err(conn_err(format!(
+                        "the in-memory SQLite database's pool has {max} connections, and the \
+                         migration runner needs the one connection that sees it: connect with \
+                         ConnectOptions::max_connections(1) (sea-orm's default for SQLite)"
+                    )));
+                }
+                return Ok((db, false));
+            }
+            // A short busy timeout lets the lock wait say that it waits and honour the lock timeout.
+            let connect = (*pool.connect_options())
+                .clone()
+                .busy_timeout(Duration::from_millis(250));
+            let pool = single().connect_with(connect).await.map_err(opened)?;
+            Ok((
+                sea_orm_migration::sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
+                true,
+            ))
+        }
+        _ => Err(conn_err(
+            "the migration runner needs a PostgreSQL, MySQL/MariaDB or SQLite connection \
+             through sqlx"
+                .to_owned(),
+        )),
     }
 }
 
@@ -385,6 +666,7 @@ fn entries(
     applied: &BTreeMap<String, DateTime<Utc>>,
     records: &[Record],
     live: bool,
+    ownership: Ownership,
 ) -> Vec<Entry> {
     let latest = |name: &str| records.iter().rev().find(|r| r.name == name);
     let latest_success = |name: &str| {
@@ -426,7 +708,10 @@ fn entries(
         if !steps.iter().any(|s| &s.name == name) {
             out.push(Entry {
                 name: name.clone(),
-                state: State::MissingFromCode,
+                state: match ownership {
+                    Ownership::Whole => State::MissingFromCode,
+                    Ownership::Part => State::Application,
+                },
                 applied_at: Some(*at),
                 checksum: None,
                 recorded_checksum: latest_success(name).map(|r| r.checksum.clone()),
