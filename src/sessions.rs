@@ -254,8 +254,12 @@ fn check_reason(reason: &str) -> Result<(), Error> {
 /// The signals a risk score is computed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RiskSignals {
+    /// The client's address is not the one the session was created from.
     pub ip_changed: bool,
+    /// The user agent is not the one the session was created with.
     pub user_agent_changed: bool,
+    /// The account's failed sign-in attempts since the session was created
+    /// and within [`SessionPolicy::failure_window`].
     pub recent_failures: u64,
 }
 
@@ -274,7 +278,9 @@ pub fn risk_score(signals: &RiskSignals) -> i32 {
 /// A session just created: the token to hand out (once) and the stored row.
 #[derive(Debug)]
 pub struct CreatedSession {
+    /// The bearer token for the client; only its digest is stored.
     pub token: SessionToken,
+    /// The stored row (`sessions`).
     pub session: sessions::Model,
 }
 
