@@ -407,7 +407,7 @@ pub struct Failure<'a> {
     pub ip_address: Option<&'a str>,
     /// The client's user agent, if known.
     pub user_agent: Option<&'a str>,
-    /// Why it failed, for the audit trail (e.g. `invalid password`).
+    /// Why it failed, for the audit trail (e.g. `wrong password`).
     pub reason: &'a str,
 }
 
