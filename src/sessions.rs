@@ -9,7 +9,7 @@
 //!
 //! # Seal (`security_version` 1)
 //! `security_hash` is the hex HMAC-SHA256 under `HMAC_KEY` of these parts
-//! (each length-prefixed by [`crypto::hmac_sha256`]): the label
+//! (each length-prefixed, as `crypto::hmac_sha256` does): the label
 //! `gatehouse session seal v1`, `id` and `user_id` (16 bytes each),
 //! `token_hash`, `user_agent`, `created_at` and `expires_at` (unix
 //! microseconds, 8 bytes big-endian), `created_ip_hash`, `security_version`
