@@ -168,6 +168,7 @@ fn checksum(body: &str) -> String {
 /// What to issue.
 #[derive(Clone, Copy, Debug)]
 pub struct NewApiKey<'a> {
+    /// The owner: the key acts for this account, with at most its permissions.
     pub user_id: Uuid,
     /// 1 to 100 characters, shown to the owner.
     pub name: &'a str,
@@ -175,24 +176,31 @@ pub struct NewApiKey<'a> {
     pub scopes: &'a [&'a str],
     /// 1..=100000; [`DEFAULT_RATE_LIMIT_PER_MINUTE`] is the usual choice.
     pub rate_limit_per_minute: i32,
+    /// When the key stops verifying; `None` for never.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A key just issued: the key itself (shown once) and its stored record.
 #[derive(Debug)]
 pub struct IssuedApiKey {
+    /// The key to hand to its owner; only its digest is stored.
     pub key: ApiKey,
+    /// The stored row (`api_keys`).
     pub record: api_keys::Model,
 }
 
 /// A verified key: who it acts for and the scopes it holds now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedKey {
+    /// The key's id (`api_keys.id`), for listing and revocation.
     pub key_id: Uuid,
+    /// The owner the key acts for.
     pub user_id: Uuid,
+    /// The name given at issue.
     pub name: String,
     /// The key's scopes the owner still holds, sorted.
     pub scopes: Vec<String>,
+    /// When the key stops verifying; `None` for never.
     pub expires_at: Option<DateTime<Utc>>,
 }
 

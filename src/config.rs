@@ -79,7 +79,9 @@ impl DataKey {
 /// previous ones (possibly empty). Cheap to clone: the keys are shared.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// `HMAC_KEY`: seals sessions, hashes IPs, digests backup codes.
     pub hmac_key: HmacKey,
+    /// `DATA_ENCRYPTION_KEY`: encrypts TOTP secrets at rest.
     pub data_key: DataKey,
     /// `HMAC_KEY_PREVIOUS`: HMAC keys rotated out that still verify.
     pub hmac_previous: Vec<HmacKey>,

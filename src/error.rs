@@ -13,10 +13,18 @@ pub enum Error {
     /// The account is locked: until `until`, or until an administrator
     /// unlocks it when `until` is `None`.
     #[error("locked{}", until.map(|u| format!(" until {u}")).unwrap_or_else(|| " until an administrator unlocks it".into()))]
-    Locked { until: Option<DateTime<Utc>> },
+    Locked {
+        /// End of an automatic lock; `None` for an administrator's lock.
+        until: Option<DateTime<Utc>>,
+    },
     /// Input that can never be valid: `field` and why.
     #[error("invalid {field}: {reason}")]
-    InvalidInput { field: &'static str, reason: String },
+    InvalidInput {
+        /// The input's name (`email`, `password`, `scope`, ...).
+        field: &'static str,
+        /// Why it is invalid, in words a person can act on.
+        reason: String,
+    },
     /// Valid input a security policy refuses (weak or reused password, ...).
     #[error("policy violation: {0}")]
     PolicyViolation(String),
@@ -38,13 +46,18 @@ pub enum Error {
     Replayed,
     /// Over a rate limit: try again after `retry_after_secs`.
     #[error("rate limited, retry after {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// Seconds until the next attempt may succeed.
+        retry_after_secs: u64,
+    },
     /// A row with the same unique value exists already: `field` names what
     /// is taken (`email`, `username`, `role`, ...), `message` says so in words
     /// a person can act on. Never the database's own text.
     #[error("{message}")]
     Conflict {
+        /// What is taken (`email`, `username`, `role`, ...).
         field: &'static str,
+        /// What happened, in words a person can act on.
         message: String,
     },
     /// The row refers to a row that does not exist (or is still referred to).
@@ -58,7 +71,12 @@ pub enum Error {
     NotFound(String),
     /// A setting is missing or malformed: names the variable and what to do.
     #[error("configuration: {var}: {reason}")]
-    Config { var: &'static str, reason: String },
+    Config {
+        /// The setting's name (an environment variable such as `HMAC_KEY`).
+        var: &'static str,
+        /// What is wrong and what to do about it.
+        reason: String,
+    },
     /// Stored data that cannot be decrypted or verified (wrong key, tampering).
     #[error("integrity check failed: {0}")]
     Integrity(String),
@@ -196,9 +214,13 @@ fn violated_key(err: &DbErr) -> Option<String> {
 /// The kind of integrity constraint a statement violated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Constraint {
+    /// A unique index or primary key: the value is taken.
     Unique,
+    /// A foreign key: the referred row is missing, or still referred to.
     ForeignKey,
+    /// A `CHECK` constraint.
     Check,
+    /// A `NOT NULL` column given no value.
     NotNull,
 }
 

@@ -34,13 +34,13 @@ use crate::{Accounts, Error, api_keys, rbac};
 /// gate.register(NewAccount {
 ///     email: "ada@example.com",
 ///     username: "ada",
-///     password: "correct horse battery staple",
+///     password: "tranquil otter juggles nine lanterns",
 /// })
 /// .await?;
 /// let done = gate
 ///     .login(LoginRequest {
 ///         identifier: "ada",
-///         password: "correct horse battery staple",
+///         password: "tranquil otter juggles nine lanterns",
 ///         second_factor: None,
 ///         client: ClientInfo { ip: Some("192.0.2.1"), user_agent: Some("curl/8.5") },
 ///     })

@@ -184,6 +184,7 @@ pub(crate) struct Attempt {
     /// The account whose ceiling counted it (an id matching no account when
     /// the identifier names none).
     pub account: Uuid,
+    /// The source it counted against ([`source_key`] of the client's address).
     pub source: String,
     /// Whether the account's ceiling counted this attempt (false: the account
     /// is locked, or there is no account): verify against the dummy hash then.
@@ -400,9 +401,13 @@ pub(crate) struct Failure<'a> {
     pub user_id: Option<Uuid>,
     /// The normalized email or username that was tried.
     pub identifier: &'a str,
+    /// The factor that failed (password, OTP, backup code).
     pub kind: AttemptKind,
+    /// The client's address, if known.
     pub ip_address: Option<&'a str>,
+    /// The client's user agent, if known.
     pub user_agent: Option<&'a str>,
+    /// Why it failed, for the audit trail (e.g. `wrong password`).
     pub reason: &'a str,
 }
 

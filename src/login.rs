@@ -59,6 +59,7 @@ pub const ACTION_BACKUP_CODE: &str = "password_backup_code_login";
 pub struct LoginRequest<'a> {
     /// Email or username.
     pub identifier: &'a str,
+    /// The password as typed.
     pub password: &'a str,
     /// A TOTP code (six digits) or a backup code, needed when the account has MFA.
     pub second_factor: Option<&'a str>,
@@ -80,7 +81,9 @@ impl fmt::Debug for LoginRequest<'_> {
 /// Which second factor a login used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecondFactor {
+    /// A six-digit TOTP code from the authenticator app.
     Totp,
+    /// One of the single-use backup codes.
     BackupCode,
 }
 
@@ -88,8 +91,11 @@ pub enum SecondFactor {
 /// and the second factor used, if any.
 #[derive(Debug)]
 pub struct LoggedIn {
+    /// The account signed in, as of the login.
     pub account: Account,
+    /// The new session; its token goes to the client once.
     pub session: CreatedSession,
+    /// The second factor used; `None` for an account without MFA.
     pub second_factor: Option<SecondFactor>,
 }
 

@@ -9,7 +9,7 @@
 //!
 //! # Seal (`security_version` 1)
 //! `security_hash` is the hex HMAC-SHA256 under `HMAC_KEY` of these parts
-//! (each length-prefixed by [`crypto::hmac_sha256`]): the label
+//! (each length-prefixed, as `crypto::hmac_sha256` does): the label
 //! `gatehouse session seal v1`, `id` and `user_id` (16 bytes each),
 //! `token_hash`, `user_agent`, `created_at` and `expires_at` (unix
 //! microseconds, 8 bytes big-endian), `created_ip_hash`, `security_version`
@@ -254,8 +254,12 @@ fn check_reason(reason: &str) -> Result<(), Error> {
 /// The signals a risk score is computed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RiskSignals {
+    /// The client's address is not the one the session was created from.
     pub ip_changed: bool,
+    /// The user agent is not the one the session was created with.
     pub user_agent_changed: bool,
+    /// The account's failed sign-in attempts since the session was created
+    /// and within [`SessionPolicy::failure_window`].
     pub recent_failures: u64,
 }
 
@@ -274,7 +278,9 @@ pub fn risk_score(signals: &RiskSignals) -> i32 {
 /// A session just created: the token to hand out (once) and the stored row.
 #[derive(Debug)]
 pub struct CreatedSession {
+    /// The bearer token for the client; only its digest is stored.
     pub token: SessionToken,
+    /// The stored row (`sessions`).
     pub session: sessions::Model,
 }
 

@@ -2,6 +2,8 @@
 //! string-backed enumerations they share. Plain declarations only; behaviour
 //! lives in the `gatehouse` crate.
 
+#![warn(missing_docs)]
+
 pub mod prelude;
 pub mod sea_orm_active_enums;
 

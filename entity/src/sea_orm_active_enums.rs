@@ -15,9 +15,13 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
+    /// Routine.
     Low,
+    /// Worth a look.
     Medium,
+    /// Needs attention.
     High,
+    /// Needs attention now.
     Critical,
 }
 
@@ -32,9 +36,13 @@ pub enum RiskLevel {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Informational.
     Low,
+    /// Worth a look.
     Medium,
+    /// Needs attention.
     High,
+    /// Needs attention now.
     Critical,
 }
 
@@ -49,9 +57,13 @@ pub enum Severity {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
+    /// Not looked at yet.
     Open,
+    /// Being looked at.
     Investigating,
+    /// Dealt with.
     Resolved,
+    /// Not an incident after all.
     FalsePositive,
 }
 
@@ -66,9 +78,13 @@ pub enum EventStatus {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum KeyType {
+    /// Signing of JSON Web Tokens (recorded, unused by gatehouse itself).
     Jwt,
+    /// The HMAC key (`HMAC_KEY`): session seals, IP hashes, backup codes.
     Session,
+    /// The data encryption key (`DATA_ENCRYPTION_KEY`): TOTP secrets.
     Data,
+    /// API key material (recorded, unused by gatehouse itself).
     Api,
 }
 
@@ -83,8 +99,11 @@ pub enum KeyType {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
+    /// The version in use; one per key type.
     Active,
+    /// Replaced by a newer version; may still verify from the key ring.
     Rotated,
+    /// Must verify nothing, ring or not.
     Compromised,
 }
 
@@ -99,8 +118,11 @@ pub enum KeyStatus {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptKind {
+    /// A password.
     Password,
+    /// A TOTP code.
     Otp,
+    /// A backup code.
     BackupCode,
 }
 
@@ -115,8 +137,11 @@ pub enum AttemptKind {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum AuditOutcome {
+    /// It was done.
     Success,
+    /// It was refused (wrong credentials, not allowed, ...).
     Failure,
+    /// It failed for another reason.
     Error,
 }
 
@@ -131,9 +156,13 @@ pub enum AuditOutcome {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Sensitivity {
+    /// No restriction.
     Public,
+    /// Inside the organisation only (e.g. usernames).
     Internal,
+    /// Need to know (e.g. emails, IP addresses).
     Confidential,
+    /// Credentials and secrets: the strictest handling.
     Restricted,
 }
 
@@ -148,12 +177,19 @@ pub enum Sensitivity {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum SessionEvent {
+    /// The session was created at a login.
     Created,
+    /// A validation was recorded (gatehouse itself records none).
     Validated,
+    /// The session was revoked (logout, password change, operator, ...).
     Revoked,
+    /// Removed past its absolute or idle timeout.
     Expired,
+    /// Revoked because its risk score reached the threshold.
     RiskRevoked,
+    /// Its seal did not verify: the row was changed outside gatehouse.
     TamperDetected,
+    /// Removed by cleanup for another reason (revoked or unsealed).
     CleanedUp,
 }
 
@@ -168,5 +204,6 @@ pub enum SessionEvent {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum MfaMethod {
+    /// RFC 6238 time-based one-time passwords.
     Totp,
 }

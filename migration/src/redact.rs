@@ -129,7 +129,7 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// `text` (a driver's error message, say) with `url` and every secret it
-/// holds replaced: the URL by [`url`], each secret by [`MASK`].
+/// holds replaced: the URL by [`url()`], each secret by [`MASK`].
 pub fn text(text: &str, database_url: &str) -> String {
     let mut out = text.replace(database_url, &url(database_url));
     for secret in secrets(database_url) {

@@ -46,20 +46,37 @@ pub const LIST_LIMIT_MAX: u64 = 10_000;
 /// and the reset token hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
+    /// The account's id (`users.id`).
     pub id: Uuid,
+    /// The email, normalized (NFKC, lower case) as stored.
     pub email: String,
+    /// The username, normalized as stored.
     pub username: String,
+    /// False once the account is disabled; a disabled account cannot sign in.
     pub is_active: bool,
+    /// Whether the email address was verified: new accounts start unverified
+    /// and gatehouse never sets it; the application does.
     pub is_verified: bool,
+    /// An operator's lock ([`lock`], which also revokes the sessions): no
+    /// sign-in, no permissions, no API keys until [`unlock`].
     pub is_locked: bool,
+    /// End of the automatic lock after too many failed logins, if one is running.
     pub locked_until: Option<DateTime<Utc>>,
+    /// Failed sign-in attempts over all sources since the last completed login.
     pub failed_login_count: i32,
+    /// When the last login completed.
     pub last_login_at: Option<DateTime<Utc>>,
+    /// The client address of the last completed login.
     pub last_login_ip: Option<String>,
+    /// When the password was last set.
     pub password_changed_at: Option<DateTime<Utc>>,
+    /// When the password expires, if the application sets an expiry.
     pub password_expires_at: Option<DateTime<Utc>>,
+    /// When the account was soft-deleted ([`soft_delete`]).
     pub deleted_at: Option<DateTime<Utc>>,
+    /// When the account was registered.
     pub created_at: DateTime<Utc>,
+    /// When the row last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -88,8 +105,11 @@ impl From<users::Model> for Account {
 /// What [`Accounts::register`] needs. `Debug` leaves the password out.
 #[derive(Clone, Copy)]
 pub struct NewAccount<'a> {
+    /// The email address as typed; normalized and validated on registration.
     pub email: &'a str,
+    /// The username as typed; normalized and validated on registration.
     pub username: &'a str,
+    /// The password, checked against the password policy ([`validate`]).
     pub password: &'a str,
 }
 
@@ -107,7 +127,9 @@ impl fmt::Debug for NewAccount<'_> {
 /// `Debug` leaves the password out.
 #[derive(Clone, Copy)]
 pub struct Credentials<'a> {
+    /// The email or username as typed.
     pub identifier: &'a str,
+    /// The password as typed.
     pub password: &'a str,
     /// Where the attempt comes from (the source the lockout counts).
     pub client: ClientInfo<'a>,
@@ -143,8 +165,11 @@ impl fmt::Debug for ResetToken {
 /// A reset issued by [`Accounts::request_password_reset`].
 #[derive(Debug)]
 pub struct PasswordReset {
+    /// The account the reset is for.
     pub account: Account,
+    /// The single-use token to send to the account's owner.
     pub token: ResetToken,
+    /// When the token stops working.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -154,7 +179,9 @@ pub const DEFAULT_ROLE: &str = "user";
 /// Lockout, reset and registration settings of the accounts service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccountsPolicy {
+    /// Throttling of sign-in attempts per source and per account.
     pub lockout: LockoutPolicy,
+    /// Lifetime of a password reset token ([`DEFAULT_RESET_TOKEN_TTL`] by default).
     pub reset_token_ttl: Duration,
     /// Role granted at registration, in the same transaction ([`DEFAULT_ROLE`]
     /// by default; `None` grants nothing).

@@ -42,7 +42,9 @@ static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 /// What a login identifier names: an account by email or by username.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Identifier {
+    /// An email address (the input has an `@`), normalized.
     Email(String),
+    /// A username, normalized.
     Username(String),
 }
 

@@ -1,10 +1,10 @@
 //! Bulk audit ingest over a connection pool: on PostgreSQL the validated
 //! entries stream into `audit_logs` by binary `COPY` in a transaction of
 //! their own, which the database writes about twice as fast as the `UNNEST`
-//! statements [`super::ingest`] sends. Elsewhere it is [`super::ingest`].
+//! statements [`super::ingest()`] sends. Elsewhere it is [`super::ingest()`].
 //!
 //! `COPY` needs a connection of its own, so this takes the pool; inside a
-//! caller's transaction use [`super::ingest`].
+//! caller's transaction use [`super::ingest()`].
 
 #![cfg_attr(not(feature = "postgres"), allow(dead_code, unused_imports))]
 
@@ -19,7 +19,7 @@ use crate::Error;
 
 /// The columns in the order each row is encoded.
 const COPY_SQL: &str = r#"COPY "audit_logs" ("id", "user_id", "session_id", "event_type", "action", "outcome", "resource_type", "resource_id", "request_id", "http_method", "request_path", "status_code", "ip_address", "user_agent", "is_suspicious", "risk_level", "country_code", "region", "city", "duration_ms", "response_size_bytes", "retention_days", "metadata", "created_at") FROM STDIN (FORMAT binary)"#;
-/// Fewer entries go through [`super::ingest`]: a `COPY` costs an extra round
+/// Fewer entries go through [`super::ingest()`]: a `COPY` costs an extra round
 /// trip, and over TCP its small messages wait on delayed ACKs (sqlx 0.9 leaves
 /// Nagle's algorithm on), ~40 ms per call.
 pub const COPY_MIN_ROWS: usize = 1_000;
@@ -34,10 +34,10 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// UUID v7 id and dated `now` unless it has its own `created_at`; returns the
 /// rows written. PostgreSQL: one binary `COPY` in its own transaction from
 /// [`COPY_MIN_ROWS`] entries on; fewer, and MySQL/MariaDB and SQLite: as
-/// [`super::ingest`].
+/// [`super::ingest()`].
 ///
 /// # Errors
-/// As [`super::ingest`]: [`Error::InvalidInput`] naming the first invalid
+/// As [`super::ingest()`]: [`Error::InvalidInput`] naming the first invalid
 /// entry, [`Error::Reference`] for an unknown user or session, a database
 /// error; any error leaves nothing written.
 pub async fn ingest_pooled(

@@ -105,18 +105,21 @@ impl AuditEntry {
         }
     }
 
+    /// How it ended (default: success).
     #[must_use]
     pub fn outcome(mut self, outcome: AuditOutcome) -> Self {
         self.outcome = outcome;
         self
     }
 
+    /// The user who acted, or whom it concerns.
     #[must_use]
     pub fn user(mut self, user_id: Uuid) -> Self {
         self.user_id = Some(user_id);
         self
     }
 
+    /// The session the request came through.
     #[must_use]
     pub fn session(mut self, session_id: Uuid) -> Self {
         self.session_id = Some(session_id);
@@ -147,6 +150,7 @@ impl AuditEntry {
         self
     }
 
+    /// The client's IP address (checked to parse) and user agent.
     #[must_use]
     pub fn client(mut self, ip_address: Option<&str>, user_agent: Option<&str>) -> Self {
         self.ip_address = ip_address.map(str::to_owned);
@@ -198,6 +202,7 @@ impl AuditEntry {
         self
     }
 
+    /// Free-form JSON about the event.
     #[must_use]
     pub fn metadata(mut self, metadata: Json) -> Self {
         self.metadata = Some(metadata);
@@ -343,10 +348,15 @@ impl AuditEntry {
 /// is inclusive, `until` exclusive; newest first.
 #[derive(Clone, Debug, Default)]
 pub struct AuditQuery {
+    /// Only entries of this user.
     pub user_id: Option<Uuid>,
+    /// Only entries of this event type (e.g. `login`).
     pub event_type: Option<String>,
+    /// Only entries created at or after this instant.
     pub since: Option<DateTime<Utc>>,
+    /// Only entries created before this instant.
     pub until: Option<DateTime<Utc>>,
+    /// Only entries flagged suspicious.
     pub suspicious_only: bool,
     /// At most this many rows: [`DEFAULT_QUERY_LIMIT`] when 0, never more
     /// than [`MAX_QUERY_LIMIT`].
@@ -403,12 +413,19 @@ pub async fn find_entries<C: ConnectionTrait>(
 /// One `audit_log_basic` row: who did what to which resource, from where.
 #[derive(Clone, Debug, Default)]
 pub struct BasicEntry<'a> {
+    /// The user who acted, if known.
     pub user_id: Option<Uuid>,
+    /// What was done (at most 100 characters, one line).
     pub action: &'a str,
+    /// The kind of resource acted on (e.g. `api_key`).
     pub resource_type: Option<&'a str>,
+    /// The identifier of the resource acted on.
     pub resource_id: Option<&'a str>,
+    /// The client's IP address.
     pub ip_address: Option<&'a str>,
+    /// The client's user agent.
     pub user_agent: Option<&'a str>,
+    /// Free-form JSON details.
     pub details: Option<Json>,
 }
 

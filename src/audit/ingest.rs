@@ -9,9 +9,11 @@
 
 use chrono::{DateTime, Utc};
 use gatehouse_entity::audit_logs;
+#[cfg(feature = "postgres")]
+use sea_orm::{ActiveEnum, Value};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement,
-    TransactionSession, TransactionTrait, Value,
+    ActiveModelTrait, ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement,
+    TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -76,6 +78,7 @@ where
     }
     let txn = db.begin().await?;
     let written = match txn.get_database_backend() {
+        #[cfg(feature = "postgres")]
         DbBackend::Postgres => insert_unnest(&txn, entries, now).await,
         backend => insert_multi_row(&txn, entries, now, rows_per_statement(backend)).await,
     };
@@ -166,11 +169,13 @@ fn multi_row_insert(backend: DbBackend, rows: usize) -> String {
     sql
 }
 
+#[cfg(feature = "postgres")]
 /// Separates the values of a text column in its one bind parameter: a
 /// control character, which validation refuses in every text value, and
 /// which serialized JSON never contains unescaped.
 const SEPARATOR: char = '\u{1f}';
 
+#[cfg(feature = "postgres")]
 /// The PostgreSQL statement: one bind per column, unnested into rows.
 ///
 /// Text, UUID-as-text and JSON columns each travel as one string, their
@@ -188,6 +193,7 @@ SELECT "id", "user_id", "session_id", "event_type", "action", "outcome", "resour
 FROM UNNEST($1::uuid[], string_to_array($2, E'\x1f', '')::uuid[], string_to_array($3, E'\x1f', '')::uuid[], string_to_array($4, E'\x1f', ''), string_to_array($5, E'\x1f', ''), string_to_array($6, E'\x1f', ''), string_to_array($7, E'\x1f', ''), string_to_array($8, E'\x1f', ''), string_to_array($9, E'\x1f', ''), string_to_array($10, E'\x1f', ''), string_to_array($11, E'\x1f', ''), $12::int4[], string_to_array($13, E'\x1f', ''), string_to_array($14, E'\x1f', ''), $15::bool[], string_to_array($16, E'\x1f', ''), string_to_array($17, E'\x1f', ''), string_to_array($18, E'\x1f', ''), string_to_array($19, E'\x1f', ''), $20::int4[], $21::int8[], $22::int4[], string_to_array($23, E'\x1f', '')::jsonb[], $24::timestamptz[])
 AS "u" ("id", "user_id", "session_id", "event_type", "action", "outcome", "resource_type", "resource_id", "request_id", "http_method", "request_path", "status_code", "ip_address", "user_agent", "is_suspicious", "risk_level", "country_code", "region", "city", "duration_ms", "response_size_bytes", "retention_days", "metadata", "created_at")"#;
 
+#[cfg(feature = "postgres")]
 /// `UNNEST` inserts of at most [`POSTGRES_ROWS_PER_STATEMENT`] rows and about
 /// [`POSTGRES_BYTES_PER_STATEMENT`] bytes each. The next chunk's arrays are
 /// built while the database works on the previous statement.
@@ -208,6 +214,7 @@ async fn insert_unnest<C: ConnectionTrait>(
     Ok(written)
 }
 
+#[cfg(feature = "postgres")]
 /// The values of a chunk of rows, column by column (see [`UNNEST_INSERT`]).
 struct UnnestColumns {
     rows: usize,
@@ -237,6 +244,7 @@ struct UnnestColumns {
     created_at: Vec<DateTime<Utc>>,
 }
 
+#[cfg(feature = "postgres")]
 impl UnnestColumns {
     fn with_capacity(rows: usize) -> Self {
         Self {

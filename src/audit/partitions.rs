@@ -27,6 +27,7 @@ const LOCK_TIMEOUT: &str = "5s";
 /// One partition of `audit_logs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partition {
+    /// The table's name (e.g. `audit_logs_y2026m11`, `audit_logs_default`).
     pub name: String,
     /// The month it holds, for a managed partition; `None` for the default
     /// partition and partitions under other names.

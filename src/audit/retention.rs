@@ -32,8 +32,11 @@ pub const DEFAULT_SESSION_AUDIT_DAYS: i64 = 30;
 /// How much to keep and how much to delete at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetentionPolicy {
+    /// Rows deleted per statement (1 to [`MAX_BATCH_SIZE`]).
     pub batch_size: u64,
+    /// Age past which `failed_login_attempts` rows are deleted.
     pub failed_login_max_age: Duration,
+    /// Age past which `session_audit_log` rows are deleted.
     pub session_audit_max_age: Duration,
 }
 
@@ -50,6 +53,8 @@ impl Default for RetentionPolicy {
 /// What a prune did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
+    /// Rows deleted by the delete statements (the rows of dropped partitions
+    /// are not counted).
     pub deleted: u64,
     /// Delete statements run.
     pub batches: u64,
@@ -60,8 +65,11 @@ pub struct Pruned {
 /// What [`prune_all`] did, per table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PruneReport {
+    /// `audit_logs`, each row after its own `retention_days`.
     pub audit_logs: Pruned,
+    /// `failed_login_attempts`, after [`RetentionPolicy::failed_login_max_age`].
     pub failed_login_attempts: Pruned,
+    /// `session_audit_log`, after [`RetentionPolicy::session_audit_max_age`].
     pub session_audit_log: Pruned,
 }
 

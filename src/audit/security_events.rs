@@ -28,11 +28,17 @@ pub const MAX_LIST_LIMIT: u64 = 1_000;
 /// A security event to open.
 #[derive(Clone, Debug)]
 pub struct NewSecurityEvent<'a> {
+    /// What kind of event (e.g. `credential_stuffing`), at most 64 characters.
     pub event_type: &'a str,
+    /// How serious it is.
     pub severity: Severity,
+    /// The user it concerns, if any.
     pub user_id: Option<Uuid>,
+    /// The address it came from, if known.
     pub ip_address: Option<&'a str>,
+    /// What happened, for the person who triages it (at most [`MAX_DESCRIPTION_CHARS`]).
     pub description: &'a str,
+    /// Free-form JSON details.
     pub details: Option<Json>,
 }
 

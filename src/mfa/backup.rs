@@ -58,10 +58,12 @@ impl BackupCodes {
         self.0.iter().map(|c| c.expose_secret()).collect()
     }
 
+    /// How many codes there are.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

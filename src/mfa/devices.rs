@@ -30,7 +30,9 @@ const MAX_DEVICE_NAME: usize = 255;
 /// A device token issued once, for the client to keep (e.g. in a cookie).
 /// `Debug` prints no token.
 pub struct DeviceToken {
+    /// The `mfa_trusted_devices` row, for listing and revoking.
     pub device_id: Uuid,
+    /// When the device stops skipping the second factor.
     pub expires_at: DateTime<Utc>,
     token: SecretString,
 }

@@ -77,6 +77,7 @@ pub struct Reencrypted {
 /// What [`Mfa::enroll`] returns once: the secret and the URI to show (as
 /// text or QR code). `Debug` prints neither.
 pub struct Enrollment {
+    /// The `mfa_configurations` row, unverified until [`Mfa::confirm`].
     pub config_id: Uuid,
     secret: TotpSecret,
     otpauth_uri: SecretString,
@@ -93,6 +94,7 @@ impl fmt::Debug for Enrollment {
 }
 
 impl Enrollment {
+    /// The TOTP secret, for showing as text to type into an authenticator app.
     pub fn secret(&self) -> &TotpSecret {
         &self.secret
     }
@@ -148,6 +150,7 @@ impl Mfa {
         self
     }
 
+    /// Throttles code attempts with `policy` (default: [`LockoutPolicy::default`]).
     #[must_use]
     pub fn with_lockout(mut self, policy: LockoutPolicy) -> Self {
         self.lockout = policy;
