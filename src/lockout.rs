@@ -3,15 +3,15 @@
 //!
 //! # Slots before secrets
 //! Every attempt that will verify a secret (password, TOTP code, backup code)
-//! first takes a slot with [`claim`]: one conditional `UPDATE` of its
+//! first takes a slot with `claim`: one conditional `UPDATE` of its
 //! (subject, source) row in `login_throttles`, then one of the account's
 //! `users.failed_login_count`. An attempt counts as a failure from the moment
-//! it takes its slot until it succeeds ([`release`] gives the slot back; a
+//! it takes its slot until it succeeds (`release` gives the slot back; a
 //! completed login restarts the counts), so N concurrent wrong guesses verify
 //! at most as many secrets as the policy allows, on every backend.
 //!
 //! # Per source
-//! The `source` is the client's address ([`source_key`]: IPv4, an IPv6 /56
+//! The `source` is the client's address (`source_key`: IPv4, an IPv6 /56
 //! prefix, empty when unknown). A source that failed `k ≥ 2` times waits
 //! `backoff_base × 2^(k-2)` before its next attempt (one typo costs nothing); after
 //! [`LockoutPolicy::source_max_failures`] it is shut out of that account until
@@ -32,7 +32,7 @@
 //!
 //! # Unknown identifiers
 //! An identifier that names no account is throttled under a subject derived
-//! from it ([`unknown_subject`]), so it answers exactly as a known one.
+//! from it (`unknown_subject`), so it answers exactly as a known one.
 //!
 //! Every failure is also recorded in `failed_login_attempts` with its factor
 //! (password, OTP, backup code), for the audit trail and sessions' risk score.
@@ -175,16 +175,16 @@ pub(crate) fn unknown_subject(normalized_identifier: &str) -> Uuid {
     Uuid::from_slice(&bytes).expect("16 bytes")
 }
 
-/// A slot taken by [`claim`]: what [`release`] gives back and failures are recorded against.
+/// A slot taken by `claim`: what `release` gives back and failures are recorded against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Attempt {
-    /// Whose count at this source the attempt took: [`unknown_subject`] of
+    /// Whose count at this source the attempt took: `unknown_subject` of
     /// the identifier typed at a login, the account's id for other checks.
     pub subject: Uuid,
     /// The account whose ceiling counted it (an id matching no account when
     /// the identifier names none).
     pub account: Uuid,
-    /// The source it counted against ([`source_key`] of the client's address).
+    /// The source it counted against (`source_key` of the client's address).
     pub source: String,
     /// Whether the account's ceiling counted this attempt (false: the account
     /// is locked, or there is no account): verify against the dummy hash then.
@@ -192,7 +192,7 @@ pub(crate) struct Attempt {
 }
 
 /// Takes a slot for one attempt of `source` against `subject` (at a login,
-/// the typed identifier's [`unknown_subject`], known account or not: a
+/// the typed identifier's `unknown_subject`, known account or not: a
 /// shared count would tell which email and username name one account) and
 /// against `account`'s ceiling, before any secret is verified. `last_success` is when the account's last completed
 /// login came from this same source, if it did: the source's count restarts
@@ -396,7 +396,7 @@ pub(crate) async fn release<C: ConnectionTrait>(db: &C, attempt: &Attempt) -> Re
 
 /// A failed attempt, as recorded.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Failure<'a> {
+pub struct Failure<'a> {
     /// The account the identifier matched, if any.
     pub user_id: Option<Uuid>,
     /// The normalized email or username that was tried.
@@ -420,7 +420,7 @@ pub(crate) struct Failure<'a> {
 ///
 /// # Errors
 /// A database error.
-pub(crate) async fn record_failure<C: ConnectionTrait>(
+pub async fn record_failure<C: ConnectionTrait>(
     db: &C,
     policy: &LockoutPolicy,
     failure: Failure<'_>,

@@ -4,7 +4,7 @@
 //! 1. The request's form is checked (identifier, password, second factor,
 //!    client): malformed input is [`Error::InvalidInput`] and records nothing.
 //! 2. One query reads the account and its MFA configuration.
-//! 3. The attempt takes its slot ([`lockout::claim`]) before any secret is
+//! 3. The attempt takes its slot (`lockout::claim`) before any secret is
 //!    verified: a throttled source gets [`Error::RateLimited`] and no hash runs.
 //! 4. Exactly one Argon2 verification: against the account's hash when it is
 //!    live, unlocked and under its ceiling, otherwise against the dummy hash.

@@ -407,7 +407,7 @@ impl Mfa {
 
     /// Checks a TOTP code outside a login (a step-up check before a
     /// sensitive action). Like a login's second factor, the check first takes
-    /// a slot for the user and the client's source ([`lockout::claim`]), so
+    /// a slot for the user and the client's source (`lockout::claim`), so
     /// guesses are throttled and counted; a right code gives the slot back. A
     /// code is accepted for the current step or one either side, and only for
     /// a step later than any accepted before; the step is recorded with a
