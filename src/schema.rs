@@ -17,18 +17,24 @@ pub const MIGRATIONS_TABLE: &str = "seaql_migrations";
 /// One column as the database reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Column {
+    /// Column name.
     pub name: String,
     /// The backend's own spelling of the type (`timestamp with time zone`, `datetime(6)`, ...).
     pub data_type: String,
+    /// Whether the column accepts NULL.
     pub nullable: bool,
+    /// The default expression as the backend prints it.
     pub default: Option<String>,
 }
 
 /// One index, including the primary key's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Index {
+    /// Index name (the backend's name for a primary key's).
     pub name: String,
+    /// Whether the index is unique.
     pub unique: bool,
+    /// Whether it is the primary key.
     pub primary: bool,
     /// Column names in order; an expression part is given as its SQL.
     pub columns: Vec<String>,
@@ -39,18 +45,24 @@ pub struct Index {
 /// One foreign key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForeignKey {
+    /// The referencing columns, in order.
     pub columns: Vec<String>,
+    /// The table referenced.
     pub referenced_table: String,
     /// Upper case: `CASCADE`, `SET NULL`, `RESTRICT`, `NO ACTION`, `SET DEFAULT`.
     pub on_delete: String,
+    /// As `on_delete`, for updates of the referenced key.
     pub on_update: String,
 }
 
 /// One table of the live schema.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Table {
+    /// Columns in table order.
     pub columns: Vec<Column>,
+    /// Indexes, the primary key's included.
     pub indexes: Vec<Index>,
+    /// Foreign keys.
     pub foreign_keys: Vec<ForeignKey>,
     /// CHECK constraint definitions as the backend prints them.
     pub checks: Vec<String>,
@@ -66,6 +78,7 @@ impl Table {
             .any(|i| i.columns.first().is_some_and(|c| c == column))
     }
 
+    /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -74,6 +87,7 @@ impl Table {
 /// The live schema: every table of the current database/schema by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LiveSchema {
+    /// Tables by name.
     pub tables: BTreeMap<String, Table>,
 }
 
@@ -514,13 +528,21 @@ mod sqlite {
 /// The portable family of a column type, as far as drift detection cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TypeFamily {
+    /// UUIDs (`uuid`, `binary(16)`, blob).
     Uuid,
+    /// Character data.
     Text,
+    /// Integers of any width.
     Integer,
+    /// Booleans (`tinyint(1)` on MySQL/MariaDB).
     Boolean,
+    /// Date and time.
     Timestamp,
+    /// Date only.
     Date,
+    /// JSON (`jsonb`, `json`, text on SQLite).
     Json,
+    /// Anything else.
     Other,
 }
 
@@ -573,8 +595,11 @@ pub fn live_family(backend: DbBackend, ty: &str) -> TypeFamily {
 /// One entity column as declared in the `entity` crate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntityColumn {
+    /// Column name.
     pub name: String,
+    /// Its type family.
     pub family: TypeFamily,
+    /// Whether the entity declares it nullable.
     pub nullable: bool,
 }
 
