@@ -10,7 +10,9 @@
 //!
 //! Features: `postgres`, `mysql`, `sqlite` (the backends, all on by
 //! default; enable at least one), `cli` (the `gatehouse` operator binary, on
-//! by default; the library needs none of its dependencies).
+//! by default; the library needs none of its dependencies), `axum` (extractors,
+//! a permission guard, the session cookie and CSRF protection for axum 0.8:
+//! [`axum`](crate::axum) module).
 
 #![warn(missing_docs)]
 
@@ -20,6 +22,8 @@ compile_error!("gatehouse needs at least one backend feature: `postgres`, `mysql
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod client;
 pub mod config;
 mod crypto;
