@@ -44,7 +44,17 @@ impl Client {
             .headers
             .get(header::USER_AGENT)
             .and_then(|ua| ua.to_str().ok())
-            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>())
+            // A user agent gatehouse would refuse is dropped, not an error:
+            // a client's odd header must not stop it from signing in.
+            .filter(|ua| {
+                ClientInfo {
+                    ip: None,
+                    user_agent: Some(ua),
+                }
+                .validate()
+                .is_ok()
+            });
         Self { ip, user_agent }
     }
 
@@ -242,6 +252,27 @@ where
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn odd_user_agents_are_dropped_and_long_ones_cut() {
+        let parts = |ua: &'static str| {
+            let (parts, ()) = axum::http::Request::builder()
+                .header(header::USER_AGENT, ua)
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts
+        };
+        assert_eq!(
+            Client::from_parts(&parts("curl/8.5")).user_agent.as_deref(),
+            Some("curl/8.5")
+        );
+        assert_eq!(Client::from_parts(&parts("curl\t8")).user_agent, None);
+        let long: &'static str = "x".repeat(2000).leak();
+        let cut = Client::from_parts(&parts(long)).user_agent.unwrap();
+        assert_eq!(cut.len(), MAX_USER_AGENT);
+        assert_eq!(Client::from_parts(&parts("")).ip, None);
+    }
 
     #[test]
     fn bearer_tokens_are_read_in_any_case_of_the_scheme() {

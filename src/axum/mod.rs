@@ -66,7 +66,7 @@ pub use cookie::{
     SESSION_COOKIE, clear_session_cookie, session_cookie, session_token_from_cookies,
 };
 pub use csrf::check_same_origin;
-pub use extract::{ApiKeyAuth, AuthSession, Client, Credential, LoggedOut};
+pub use extract::{API_KEY_HEADER, ApiKeyAuth, AuthSession, Client, Credential, LoggedOut};
 pub use guard::{Permission, RequirePermission};
 pub use response::status;
 

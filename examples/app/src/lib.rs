@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +19,8 @@ use example_app_migration::{AppMigrator, MigratorTrait};
 use gatehouse::api_keys::{self, DEFAULT_RATE_LIMIT_PER_MINUTE, NewApiKey};
 use gatehouse::audit::AuditQuery;
 use gatehouse::axum::{
-    ApiKeyAuth, AuthSession, Client, LoggedOut, Permission, RequirePermission, session_cookie,
+    ApiKeyAuth, AuthSession, Client, LoggedOut, Permission, RequirePermission, check_same_origin,
+    session_cookie,
 };
 use gatehouse::{Error, Gatehouse, LoginRequest, NewAccount};
 use sea_orm::{
@@ -149,11 +150,16 @@ struct Login {
     bearer: bool,
 }
 
+/// Signs in. The same-origin check guards it too (login CSRF: a page
+/// signing the visitor into the attacker's account).
 async fn login(
     State(state): State<AppState>,
     client: Client,
+    method: Method,
+    headers: HeaderMap,
     Json(body): Json<Login>,
 ) -> Result<impl IntoResponse, Error> {
+    check_same_origin(&method, &headers)?;
     let done = state
         .gate
         .login(LoginRequest {

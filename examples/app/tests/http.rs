@@ -559,4 +559,17 @@ async fn cookie_requests_are_protected_from_csrf(app: Arc<TestApp>) {
         StatusCode::CREATED
     );
     assert_eq!(app.count("posts").await, 3);
+
+    // Login CSRF: a cross-site page cannot sign the visitor in either.
+    let sessions = app.count("sessions").await;
+    let cross = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({"identifier": "erin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.count("sessions").await, sessions);
 }
