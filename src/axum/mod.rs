@@ -12,9 +12,15 @@
 //! use gatehouse::Gatehouse;
 //! use gatehouse::axum::{AuthSession, Permission, RequirePermission};
 //!
-//! #[derive(Clone, FromRef)]
+//! #[derive(Clone)]
 //! struct AppState {
 //!     gate: Gatehouse,
+//! }
+//!
+//! impl FromRef<AppState> for Gatehouse {
+//!     fn from_ref(state: &AppState) -> Self {
+//!         state.gate.clone()
+//!     }
 //! }
 //!
 //! struct AuditRead;
