@@ -44,25 +44,75 @@ type Row = (
     Option<DateTime<Utc>>,
 );
 
-const SQL: &str = "SELECT u.email, u.username, s.is_revoked, s.expires_at, u.is_active, u.deleted_at \
-     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ";
+/// The peer's one statement, with the backend's placeholder.
+macro_rules! lookup_sql {
+    ($placeholder:literal) => {
+        concat!(
+            "SELECT u.email, u.username, s.is_revoked, s.expires_at, u.is_active, u.deleted_at ",
+            "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ",
+            $placeholder
+        )
+    };
+}
+
+/// The activity update gatehouse's validation also makes (one autocommit
+/// statement), for the second peer.
+macro_rules! touch_sql {
+    ($a:literal, $b:literal, $c:literal) => {
+        concat!(
+            "UPDATE sessions SET last_activity_at = ",
+            $a,
+            ", last_validated_at = ",
+            $b,
+            " WHERE token_hash = ",
+            $c
+        )
+    };
+}
+
+async fn touch(pool: &Pool, hash: &str) -> Result<(), sqlx::Error> {
+    let now = Utc::now();
+    match pool {
+        Pool::Sqlite(p) => sqlx::query(touch_sql!("?", "?", "?"))
+            .bind(now)
+            .bind(now)
+            .bind(hash)
+            .execute(p)
+            .await
+            .map(drop),
+        Pool::Postgres(p) => sqlx::query(touch_sql!("$1", "$2", "$3"))
+            .bind(now)
+            .bind(now)
+            .bind(hash)
+            .execute(p)
+            .await
+            .map(drop),
+        Pool::MySql(p) => sqlx::query(touch_sql!("?", "?", "?"))
+            .bind(now)
+            .bind(now)
+            .bind(hash)
+            .execute(p)
+            .await
+            .map(drop),
+    }
+}
 
 async fn lookup(pool: &Pool, hash: &str) -> Result<Option<Row>, sqlx::Error> {
     match pool {
         Pool::Sqlite(p) => {
-            sqlx::query_as(&format!("{SQL}?"))
+            sqlx::query_as(lookup_sql!("?"))
                 .bind(hash)
                 .fetch_optional(p)
                 .await
         }
         Pool::Postgres(p) => {
-            sqlx::query_as(&format!("{SQL}$1"))
+            sqlx::query_as(lookup_sql!("$1"))
                 .bind(hash)
                 .fetch_optional(p)
                 .await
         }
         Pool::MySql(p) => {
-            sqlx::query_as(&format!("{SQL}?"))
+            sqlx::query_as(lookup_sql!("?"))
                 .bind(hash)
                 .fetch_optional(p)
                 .await
@@ -70,7 +120,10 @@ async fn lookup(pool: &Pool, hash: &str) -> Result<Option<Row>, sqlx::Error> {
     }
 }
 
-async fn peer_me(State(pool): State<Pool>, headers: HeaderMap) -> Result<Json<Value>, StatusCode> {
+async fn peer_me(
+    State((pool, write)): State<(Pool, bool)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, StatusCode> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -82,6 +135,11 @@ async fn peer_me(State(pool): State<Pool>, headers: HeaderMap) -> Result<Json<Va
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     match row {
         Some((email, username, false, expires_at, true, None)) if expires_at > Utc::now() => {
+            if write {
+                touch(&pool, &hash)
+                    .await
+                    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            }
             Ok(Json(json!({"email": email, "username": username})))
         }
         _ => Err(StatusCode::UNAUTHORIZED),
@@ -95,8 +153,8 @@ async fn start_peer(db: &DatabaseConnection) -> String {
         _ => Pool::MySql(db.get_mysql_connection_pool().clone()),
     };
     let router = Router::new()
-        .route("/api/me", get(peer_me))
-        .with_state(pool);
+        .route("/api/me", get(peer_me).with_state((pool.clone(), false)))
+        .route("/touch/api/me", get(peer_me).with_state((pool, true)));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .unwrap();
@@ -182,9 +240,9 @@ async fn main() {
     let backends =
         std::env::var("BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mysql".into());
     println!(
-        "| backend | clients | gatehouse req/s | gatehouse p99 ms | sqlx req/s | sqlx p99 ms | errors |"
+        "| backend | clients | gatehouse req/s | p99 ms | sqlx read req/s | p99 ms | sqlx read + UPDATE req/s | p99 ms | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for name in backends.split(',') {
         let backend = match name.trim() {
             "sqlite" => Backend::Sqlite,
@@ -203,32 +261,48 @@ async fn main() {
             .await
             .unwrap();
         assert_eq!(register.status(), StatusCode::CREATED);
-        let login: Value = app
-            .http
-            .post(app.url("/api/auth/login"))
-            .json(&json!({"identifier": "bench", "password": PASSWORD, "bearer": true}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["token"]
-            .as_str()
-            .expect("login returns a token")
-            .to_owned();
+        // One session for gatehouse, one for the peers (whose UPDATE writes
+        // timestamps in sqlx's own text form on SQLite).
+        let mut tokens = Vec::new();
+        for _ in 0..2 {
+            let login: Value = app
+                .http
+                .post(app.url("/api/auth/login"))
+                .json(&json!({"identifier": "bench", "password": PASSWORD, "bearer": true}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            tokens.push(
+                login["token"]
+                    .as_str()
+                    .expect("login returns a token")
+                    .to_owned(),
+            );
+        }
         let peer = start_peer(&app.db).await;
         for clients in CONCURRENCY {
-            let ours = load(&app.url("/api/me"), &token, clients, seconds).await;
-            let theirs = load(&format!("{peer}/api/me"), &token, clients, seconds).await;
+            let ours = load(&app.url("/api/me"), &tokens[0], clients, seconds).await;
+            let read = load(&format!("{peer}/api/me"), &tokens[1], clients, seconds).await;
+            let write = load(
+                &format!("{peer}/touch/api/me"),
+                &tokens[1],
+                clients,
+                seconds,
+            )
+            .await;
             println!(
-                "| {} | {clients} | {:.0} | {} | {:.0} | {} | {} |",
+                "| {} | {clients} | {:.0} | {} | {:.0} | {} | {:.0} | {} | {} |",
                 backend.name(),
                 ours.rps,
                 ms(ours.p99),
-                theirs.rps,
-                ms(theirs.p99),
-                ours.errors + theirs.errors,
+                read.rps,
+                ms(read.p99),
+                write.rps,
+                ms(write.p99),
+                ours.errors + read.errors + write.errors,
             );
         }
         app.stop().await;
