@@ -15,11 +15,19 @@ use crate::Error;
 
 /// The environment variable naming the database.
 pub const DATABASE_URL_VAR: &str = "DATABASE_URL";
-/// Where the operator CLI's database lives when `DATABASE_URL` is not set:
-/// gatehouse's embedded default, the SQLite file `./gatehouse.db`. Part of
-/// the migration CLI, so only with the `cli` feature.
-#[cfg(feature = "cli")]
-pub const DEFAULT_DATABASE_URL: &str = gatehouse_migration::cli::DEFAULT_DATABASE_URL;
+/// Where the database lives when `DATABASE_URL` is not set: gatehouse's
+/// embedded default, the SQLite file `./gatehouse.db` (the same as the
+/// migration CLI's, which exists only with the `cli` feature).
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
+
+#[cfg(all(test, feature = "cli"))]
+#[test]
+fn the_default_database_is_the_migration_clis() {
+    assert_eq!(
+        DEFAULT_DATABASE_URL,
+        gatehouse_migration::cli::DEFAULT_DATABASE_URL
+    );
+}
 /// A pooled connection idle at least this long is pinged before use.
 pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 /// Default pool size.

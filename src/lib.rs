@@ -18,6 +18,7 @@
 //! | `mysql` | yes | the MySQL/MariaDB driver |
 //! | `sqlite` | yes | the SQLite driver |
 //! | `cli` | yes | the `gatehouse` operator binary (clap, rpassword, qrcode, tracing-subscriber, anyhow) |
+//! | `axum` | no | extractors, a permission guard, the session cookie and CSRF protection for axum 0.8 ([`axum`](crate::axum) module) |
 //!
 //! Enable at least one backend. A library build needs none of the CLI's
 //! dependencies:
@@ -378,6 +379,8 @@ compile_error!("gatehouse needs at least one backend feature: `postgres`, `mysql
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod client;
 pub mod config;
 mod crypto;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    gatehouse_migration::cli::run::<example_app_migration::AppMigrator>()
+}
