@@ -18,7 +18,7 @@
 //! | `mysql` | yes | the MySQL/MariaDB driver |
 //! | `sqlite` | yes | the SQLite driver |
 //! | `cli` | yes | the `gatehouse` operator binary (clap, rpassword, qrcode, tracing-subscriber, anyhow) |
-//! | `axum` | no | extractors, a permission guard, the session cookie and CSRF protection for axum 0.8 ([`axum`](crate::axum) module) |
+//! | `axum` | no | extractors, a permission guard, the session cookie and CSRF protection for axum 0.8 ([`axum`] module) |
 //!
 //! Enable at least one backend. A library build needs none of the CLI's
 //! dependencies:
