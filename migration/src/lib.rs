@@ -77,6 +77,8 @@
 //! and `create` cover every migration of the application; [`runner::Runner`]
 //! runs them from code.
 
+#![warn(missing_docs)]
+
 // The `migrate create` template names the column helpers as
 // `gatehouse_migration::columns`, which then resolves here too.
 extern crate self as gatehouse_migration;
@@ -90,9 +92,9 @@ pub mod redact;
 pub mod render;
 pub mod runner;
 
-pub mod m20260115_000001_create_initial_schema;
+mod m20260115_000001_create_initial_schema;
 mod m20260115_000002_seed_default_rbac;
-pub mod m20260115_000003_create_security_enhancements;
+mod m20260115_000003_create_security_enhancements;
 mod m20260115_000004_add_session_security;
 mod m20260115_000005_seed_data_classification;
 mod m20261121_000001_add_api_key_rate_window;

@@ -63,7 +63,9 @@ pub async fn repeat_while_full<C: ConnectionTrait>(
 /// Which way to run a migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
+    /// The migration's `up`: apply it.
     Up,
+    /// The migration's `down`: roll it back.
     Down,
 }
 

@@ -49,9 +49,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
     about = "Apply, check, preview and repair a database's code-defined migrations"
 )]
 pub struct Cli {
+    /// Which database to migrate, and how (the global options).
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
+    /// What to do; `None` (no command given) runs `up`.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -93,12 +95,20 @@ pub struct ConnectionArgs {
 }
 
 /// Output format.
+// The variants' doc comments are for rustdoc only: `help = None` keeps them
+// out of `--help`, which lists the values without descriptions.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// Text for people.
+    #[value(help = None::<&str>)]
     Human,
+    /// JSON, for scripts.
+    #[value(help = None::<&str>)]
     Json,
 }
 
+/// What [`Cli`] does with the database.
+// `--help` shows `Cli`'s about, which clap sets after this doc comment.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Apply pending migrations: all, the next N, or up to and including one.
@@ -191,8 +201,14 @@ pub enum Command {
 /// A backend to render SQL for.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// PostgreSQL.
+    #[value(help = None::<&str>)]
     Postgres,
+    /// MySQL and MariaDB.
+    #[value(help = None::<&str>)]
     Mysql,
+    /// SQLite.
+    #[value(help = None::<&str>)]
     Sqlite,
 }
 

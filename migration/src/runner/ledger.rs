@@ -34,13 +34,20 @@ enum Ledger {
 /// What a run did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunKind {
+    /// Applies the migration: runs its up statements.
     Up,
+    /// Rolls the migration back: runs its down statements.
     Down,
+    /// Records the migration as applied without running it (`migrate mark-applied`).
     MarkApplied,
+    /// Records the checksum of a migration the database already has, marking
+    /// it applied if it was pending (`migrate baseline`).
     Baseline,
 }
 
 impl RunKind {
+    /// The kind as the ledger's `direction` column stores it: `up`, `down`,
+    /// `mark_applied` or `baseline`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Up => "up",
@@ -56,7 +63,8 @@ impl RunKind {
     }
 }
 
-/// Outcome of a run.
+/// Outcome of a run, the ledger's `status` column: [`RUNNING`],
+/// [`SUCCEEDED`], [`FAILED`], [`INTERRUPTED`] or [`REPAIRED`].
 ///
 /// `running` while a run executes; a `running` row that no migrator holds the
 /// lock for is a run that stopped without recording its end (process killed,
@@ -65,9 +73,14 @@ impl RunKind {
 /// the connection failed while a statement ran, so whether that statement
 /// took effect is unknown; `statements_done` counts those known to have run.
 pub const RUNNING: &str = "running";
+/// Outcome of a run that ran to its end (see [`RUNNING`]).
 pub const SUCCEEDED: &str = "succeeded";
+/// Outcome of a run the database refused a statement of (see [`RUNNING`]).
 pub const FAILED: &str = "failed";
+/// Outcome of a run whose connection failed while a statement ran (see [`RUNNING`]).
 pub const INTERRUPTED: &str = "interrupted";
+/// Outcome of a failed, interrupted or unfinished (`running`) run cleared by
+/// `migrate repair` after the database was fixed by hand.
 pub const REPAIRED: &str = "repaired";
 
 /// Statuses of runs that stopped part way and were not repaired since.
@@ -76,17 +89,37 @@ const UNRESOLVED: [&str; 3] = [FAILED, RUNNING, INTERRUPTED];
 /// One ledger row.
 #[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
 pub struct Record {
+    /// The row's id, increasing with every run.
     pub id: i64,
+    /// The migration's name.
     pub name: String,
+    /// What the run did: a [`RunKind::as_str`].
     pub direction: String,
+    /// How the run ended: [`RUNNING`], [`SUCCEEDED`], [`FAILED`],
+    /// [`INTERRUPTED`] or [`REPAIRED`].
     pub status: String,
+    /// SHA-256 (lowercase hex) of the migration's rendered SQL, all of its statements.
     pub checksum: String,
+    /// How many statements the migration has.
     pub statements_total: i32,
+    /// How many statements had run when the run ended: for a failure, those
+    /// before the refused statement (undone again where the migration ran in
+    /// one transaction); 0 for `mark_applied` and `baseline`, which run none.
     pub statements_done: i32,
+    /// SHA-256 of the first `statements_done` statements' SQL, recorded when
+    /// a run closes after starting as [`RUNNING`] (or is settled by `repair
+    /// --statements-done`); `None` for a run recorded in one piece or one that
+    /// has not recorded its end.
     pub done_checksum: Option<String>,
+    /// When the run started (or, for one recorded in one piece, was recorded).
     pub executed_at: DateTime<Utc>,
+    /// How long the run took, in milliseconds; `None` for a run that has not
+    /// recorded its end.
     pub execution_time_ms: Option<i64>,
+    /// What went wrong, for a run that failed or was interrupted; for one
+    /// settled by `repair --statements-done`, a note saying so.
     pub error: Option<String>,
+    /// Who ran it: `host:pid` of the migrating process.
     pub run_by: String,
 }
 

@@ -113,14 +113,26 @@ pub enum Ownership {
 #[non_exhaustive]
 pub enum Event {
     /// A migration was applied.
-    Applied { name: String, elapsed: Duration },
+    Applied {
+        /// The migration's name.
+        name: String,
+        /// How long running and recording it took.
+        elapsed: Duration,
+    },
     /// A migration was rolled back.
-    RolledBack { name: String, elapsed: Duration },
+    RolledBack {
+        /// The migration's name.
+        name: String,
+        /// How long running and recording it took.
+        elapsed: Duration,
+    },
     /// A statement-wise migration continues after statements that ran before.
     Resuming {
+        /// The migration's name.
         name: String,
         /// Statements that ran before (1 to `done`).
         done: usize,
+        /// How many statements the migration has.
         total: usize,
     },
     /// Another migrator holds the lock; the run waits (said once per wait).
@@ -129,9 +141,15 @@ pub enum Event {
         write_lock: bool,
     },
     /// The lock was taken after waiting.
-    LockAcquired { waited: Duration },
+    LockAcquired {
+        /// How long the run waited for it.
+        waited: Duration,
+    },
     /// `fresh` dropped a table.
-    Dropped { table: String },
+    Dropped {
+        /// The table's name.
+        table: String,
+    },
 }
 
 impl Event {
@@ -183,7 +201,10 @@ pub enum Target {
 /// A migration rendered for the connected backend.
 #[derive(Clone, Debug)]
 pub struct Step {
+    /// The migration's name.
     pub name: String,
+    /// The statements the migration executes, with their bound values (see
+    /// [`crate::render::render`]); these are what runs.
     pub statements: Vec<Statement>,
     /// The statements as SQL text, as `migrate sql` and dry runs print them.
     pub sql: Vec<String>,
@@ -235,6 +256,9 @@ pub enum State {
 }
 
 impl State {
+    /// The state's name as the CLI's JSON output prints it: `applied`,
+    /// `applied-without-record`, `changed`, `pending`, `failed`,
+    /// `interrupted`, `running`, `missing-from-code` or `application`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Applied => "applied",
@@ -277,8 +301,12 @@ impl State {
 /// One migration's standing.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The migration's name.
     pub name: String,
+    /// Where it stands.
     pub state: State,
+    /// When it was applied, as sea-orm's migration table records it (to the
+    /// second); `None` when it is not applied.
     pub applied_at: Option<DateTime<Utc>>,
     /// Checksum of the SQL this build renders (none for a migration missing from code).
     pub checksum: Option<String>,
@@ -403,6 +431,7 @@ impl<M: MigratorTrait> Runner<M> {
         &self.db
     }
 
+    /// The backend of the runner's connection.
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
     }
