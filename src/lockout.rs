@@ -465,7 +465,7 @@ pub fn is_locked(user: &users::Model, now: DateTime<Utc>) -> bool {
 ///
 /// # Errors
 /// A database error.
-pub(crate) async fn prune<C: ConnectionTrait>(
+pub async fn prune<C: ConnectionTrait>(
     db: &C,
     policy: &LockoutPolicy,
     now: DateTime<Utc>,

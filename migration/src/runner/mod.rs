@@ -487,6 +487,8 @@ impl<M: MigratorTrait> Runner<M> {
 }
 
 /// The connection a runner made from `db` uses, and whether it opened it.
+// `schema` and `options` only concern PostgreSQL's own connection.
+#[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
 async fn dedicated(
     db: DatabaseConnection,
     schema: Option<&str>,
