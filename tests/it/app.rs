@@ -16,6 +16,7 @@ use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
 
+use crate::deploy::{ok, text};
 use crate::operator::gatehouse;
 use crate::support::TestDb;
 
@@ -28,21 +29,6 @@ backend_tests!(
 );
 
 const POSTS: &str = "m20260301_000001_create_posts";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("gatehouse runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("--format json prints JSON")

@@ -32,11 +32,13 @@ fn gatehouse(t: &TestDb) -> Command {
     cmd
 }
 
-fn text(bytes: &[u8]) -> String {
+/// Command output as text.
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn ok(cmd: &mut Command) -> Output {
+/// Runs `cmd` and fails the test, with its output, unless it succeeds.
+pub(crate) fn ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("gatehouse runs");
     assert!(
         out.status.success(),
