@@ -35,4 +35,5 @@ mod seed;
 mod session_security;
 mod sessions;
 mod snapshots;
+mod topologies;
 mod verification;

@@ -111,7 +111,7 @@ impl TestDb {
     }
 }
 
-async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(5)
@@ -126,7 +126,7 @@ async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
 }
 
 /// `url` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
+pub fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("server URL has a scheme");
     let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
     let query = tail
