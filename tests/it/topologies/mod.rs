@@ -236,7 +236,7 @@ impl Standby {
             let behind = scalar_i64(
                 &standby,
                 &format!(
-                    "SELECT CASE WHEN pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn THEN 0 ELSE 1 END"
+                    "SELECT CASE WHEN pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn THEN 0 ELSE 1 END::int8"
                 ),
             )
             .await;
