@@ -313,7 +313,7 @@ mod fixtures {
         s.caught_up().await;
         let standby = connect(&s.url).await.expect("standby connects");
         assert_eq!(
-            scalar_i64(&standby, "SELECT pg_is_in_recovery()::int8").await,
+            scalar_i64(&standby, "SELECT pg_is_in_recovery()::int::int8").await,
             1
         );
         assert_eq!(scalar_i64(&standby, "SELECT COUNT(*) FROM probe").await, 1);
