@@ -652,7 +652,8 @@ pub fn application_tables(live: &LiveSchema) -> Vec<String> {
         .keys()
         .filter(|name| {
             let tracking = *name == MIGRATIONS_TABLE
-                || *name == gatehouse_migration::runner::ledger::LEDGER_TABLE;
+                || *name == gatehouse_migration::runner::ledger::LEDGER_TABLE
+                || *name == gatehouse_migration::runner::lock::LEASE_TABLE;
             !tracking && !entities.contains_key(*name)
         })
         .cloned()

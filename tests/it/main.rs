@@ -28,6 +28,7 @@ mod operator;
 mod partitions;
 mod query_plans;
 mod rbac;
+mod recovery;
 mod revocation;
 mod roundtrip;
 mod runner;

@@ -228,7 +228,12 @@ impl<M: MigratorTrait> Runner<M> {
     /// # Errors
     /// A database error.
     pub async fn tables_to_drop(&self, all: bool) -> Result<Vec<String>, DbErr> {
-        let existing = existing_tables(&self.db).await?;
+        // Never the Galera lease's table: `fresh` holds the lease in it.
+        let existing: Vec<String> = existing_tables(&self.db)
+            .await?
+            .into_iter()
+            .filter(|t| t != super::lock::LEASE_TABLE)
+            .collect();
         if all {
             return Ok(existing);
         }

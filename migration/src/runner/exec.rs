@@ -15,6 +15,7 @@ use sea_orm_migration::sea_orm::{
 };
 
 use super::ledger::{self, FAILED, INTERRUPTED, RUNNING, RunKind, SUCCEEDED};
+use super::rerun::{self, Rerun};
 use super::{Entry, Event, Runner, State, Step, Target, lock};
 use crate::render::{Direction, RETRY_WITH_NEXT, checksum, repeat_batch};
 
@@ -149,7 +150,8 @@ impl<M: MigratorTrait> Runner<M> {
     }
 
     pub(super) async fn ensure_lock_held(&self) -> Result<(), DbErr> {
-        if lock::still_held(&self.db).await? {
+        let holder = self.lease().as_ref().map(|l| l.holder().to_owned());
+        if lock::still_held(&self.db, holder.as_deref()).await? {
             Ok(())
         } else {
             Err(DbErr::Migration(
@@ -241,8 +243,20 @@ impl<M: MigratorTrait> Runner<M> {
     ) -> Result<(), DbErr> {
         let started = Instant::now();
         let total = step.statements.len();
-        let resume_from = resume_point(step, kind, failure.as_ref())?;
-        if resume_from > 0 {
+        let Resume {
+            from: resume_from,
+            uncertain_until,
+        } = resume_point(step, kind, failure.as_ref())?;
+        let reruns =
+            plan_reruns(conn, step, resume_from, uncertain_until, failure.as_ref()).await?;
+        if uncertain_until > resume_from {
+            self.notify(Event::Recovering {
+                name: step.name.clone(),
+                from: resume_from + 1,
+                uncertain_to: uncertain_until,
+                total,
+            });
+        } else if resume_from > 0 {
             self.notify(Event::Resuming {
                 name: step.name.clone(),
                 done: resume_from,
@@ -262,7 +276,11 @@ impl<M: MigratorTrait> Runner<M> {
         )
         .await?;
         for i in resume_from..total {
-            let Err(err) = execute(conn, &step.statements[i]).await else {
+            let ran = match reruns.get(i - resume_from) {
+                Some(rerun) => execute_again(conn, &step.statements[i], rerun).await,
+                None => execute(conn, &step.statements[i]).await,
+            };
+            let Err(err) = ran else {
                 continue;
             };
             let message = format!("statement {} of {total} failed: {err}", i + 1);
@@ -324,28 +342,62 @@ fn refused_by_database(err: &DbErr) -> bool {
     }
 }
 
+/// Where a statement-wise run continues: `from` is the first statement that
+/// runs; statements before `uncertain_until` may have taken effect already
+/// and run again in their safe forms ([`rerun`]).
+#[derive(Debug, PartialEq, Eq)]
+struct Resume {
+    from: usize,
+    uncertain_until: usize,
+}
+
 /// Where a statement-wise run continues after an unrepaired failure: after the
-/// statements that ran, provided they are unchanged. A run that stopped
-/// without recording where (interrupted) is refused with what to do.
+/// statements that ran, provided they are unchanged. After a run that
+/// stopped without recording where (`running`: every statement from its
+/// start on is uncertain; `interrupted`: the one its connection failed in),
+/// the uncertain statements run again in forms safe to repeat.
 fn resume_point(
     step: &Step,
     kind: RunKind,
     failure: Option<&ledger::Record>,
-) -> Result<usize, DbErr> {
-    let Some(failure) = failure.filter(|f| f.direction == kind.as_str()) else {
-        return Ok(0);
+) -> Result<Resume, DbErr> {
+    let fresh = Resume {
+        from: 0,
+        uncertain_until: 0,
     };
+    let Some(failure) = failure.filter(|f| f.direction == kind.as_str()) else {
+        return Ok(fresh);
+    };
+    let done = usize::try_from(failure.statements_done)
+        .unwrap_or(0)
+        .min(step.sql.len());
+    // A `running` row records where its run started, with no checksum of what ran before.
+    let unchanged = done == 0
+        || failure.done_checksum.as_deref() == Some(checksum(&step.sql[..done]).as_str())
+        || (failure.status == RUNNING && failure.checksum == step.checksum);
     if failure.is_unfinished() {
-        return Err(interrupted(step, failure));
+        if !unchanged {
+            return Err(interrupted(step, failure, &[]));
+        }
+        let uncertain_until = if failure.status == RUNNING {
+            step.sql.len()
+        } else {
+            (done + 1).min(step.sql.len())
+        };
+        return Ok(Resume {
+            from: retry_from(&step.sql, done),
+            uncertain_until,
+        });
     }
-    if failure.statements_done == 0 {
-        return Ok(0);
+    if done == 0 {
+        return Ok(fresh);
     }
-    let done = failure.statements_done as usize;
-    let unchanged = done <= step.sql.len()
-        && failure.done_checksum.as_deref() == Some(checksum(&step.sql[..done]).as_str());
     if unchanged {
-        Ok(retry_from(&step.sql, done))
+        let from = retry_from(&step.sql, done);
+        Ok(Resume {
+            from,
+            uncertain_until: from,
+        })
     } else {
         Err(DbErr::Migration(format!(
             "{} ran {done} of its statements before it failed, and those statements changed since; \
@@ -394,8 +446,59 @@ async fn execute_once<C: ConnectionTrait>(
     }
 }
 
-/// The refusal for a migration whose last run stopped at an unknown statement.
-fn interrupted(step: &Step, run: &ledger::Record) -> DbErr {
+/// How each uncertain statement (`from..until`) runs again; refuses, before
+/// anything runs, when one of them cannot be made safe to repeat.
+async fn plan_reruns<C: ConnectionTrait>(
+    conn: &C,
+    step: &Step,
+    from: usize,
+    until: usize,
+    failure: Option<&ledger::Record>,
+) -> Result<Vec<Rerun>, DbErr> {
+    let mut plans = Vec::new();
+    let mut unsafe_ones = Vec::new();
+    for i in from..until {
+        match rerun::plan(conn, &step.statements[i]).await? {
+            Some(plan) => plans.push(plan),
+            None => unsafe_ones.push(i + 1),
+        }
+    }
+    match failure {
+        Some(run) if !unsafe_ones.is_empty() => Err(interrupted(step, run, &unsafe_ones)),
+        _ => Ok(plans),
+    }
+}
+
+/// Runs an uncertain statement in its safe form.
+async fn execute_again<C: ConnectionTrait>(
+    conn: &C,
+    statement: &Statement,
+    rerun: &Rerun,
+) -> Result<(), DbErr> {
+    match rerun {
+        Rerun::AsIs => execute(conn, statement).await,
+        Rerun::Rewritten(safe) => execute(conn, safe).await,
+        Rerun::SkipIfFound(query) => {
+            let found = conn
+                .query_one_raw(query.clone())
+                .await?
+                .map(|row| row.try_get_by_index::<i64>(0))
+                .transpose()?
+                .unwrap_or(0);
+            if found > 0 {
+                Ok(())
+            } else {
+                execute(conn, statement).await
+            }
+        }
+    }
+}
+
+/// The refusal for a migration whose last run stopped at an unknown
+/// statement: its statements changed since (`unsafe_ones` empty), or
+/// statements `unsafe_ones` (1-based) cannot be made safe to run again (see
+/// [`rerun`]), so the ledger cannot tell whether they took effect.
+fn interrupted(step: &Step, run: &ledger::Record, unsafe_ones: &[usize]) -> DbErr {
     let name = &step.name;
     let done = run.statements_done;
     let total = run.statements_total;
@@ -429,10 +532,23 @@ fn interrupted(step: &Step, run: &ledger::Record) -> DbErr {
         1 => format!("statement 1 of {total} took effect and {uncertain} too"),
         _ => format!("statements 1 to {done} of {total} took effect and {uncertain} too"),
     };
+    let why = if unsafe_ones.is_empty() {
+        "its statements changed since, so what ran cannot be matched to them".to_owned()
+    } else {
+        format!(
+            "statement{} {} cannot be run again safely (not a form whose effect is the same \
+             whether it ran or not)",
+            if unsafe_ones.len() == 1 { "" } else { "s" },
+            unsafe_ones
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     DbErr::Migration(format!(
         "{name} did not finish its last run (run {} by {}, started {}; {how}). It commits each \
-         statement as it runs, so {state}; the ledger cannot tell, and running a statement twice is \
-         not safe. Compare the database with `migrate sql {name}`, then run \
+         statement as it runs, so {state}; the ledger cannot tell, and {why}. Compare the database with `migrate sql {name}`, then run \
          `migrate repair {name} --statements-done N` with N the number of its statements that took \
          effect (`migrate up` then continues at statement N+1), or undo them by hand and run \
          `migrate repair {name}` to start it afresh",

@@ -14,9 +14,10 @@
 //! [`Options::on_event`].
 
 /// Runs `$body` (an expression using `$conn`) holding the migration lock: on
-/// PostgreSQL and MySQL/MariaDB with `$conn` the runner's connection, on
-/// SQLite inside the write transaction that is the lock, committed at the
-/// end (failure records included).
+/// PostgreSQL and MySQL/MariaDB with `$conn` the runner's connection (on
+/// Galera the lease, kept in the runner while the body runs), on SQLite
+/// inside the write transaction that is the lock, committed at the end
+/// (failure records included).
 macro_rules! locked {
     ($runner:expr, $conn:ident => $body:expr) => {{
         match $runner.backend() {
@@ -28,13 +29,15 @@ macro_rules! locked {
                 result
             }
             _ => {
-                lock::acquire(&$runner.db, $runner.options.lock_timeout, &|e| {
+                let lease = lock::acquire(&$runner.db, $runner.options.lock_timeout, &|e| {
                     $runner.notify(e)
                 })
                 .await?;
+                *$runner.lease() = lease;
                 let $conn = &$runner.db;
                 let result = $body.await;
-                let _ = lock::release(&$runner.db).await;
+                let lease = $runner.lease().take();
+                let _ = lock::release(&$runner.db, lease).await;
                 result
             }
         }
@@ -45,6 +48,7 @@ mod admin;
 mod exec;
 pub mod ledger;
 pub mod lock;
+mod rerun;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -135,6 +139,19 @@ pub enum Event {
         /// How many statements the migration has.
         total: usize,
     },
+    /// A statement-wise migration continues after a run that stopped without
+    /// recording its end: the statements whose effect is unknown run again in
+    /// forms that are safe to repeat (see the runner's recovery rules).
+    Recovering {
+        /// The migration's name.
+        name: String,
+        /// The first statement that runs again (1-based).
+        from: usize,
+        /// The last statement whose effect was unknown (1-based).
+        uncertain_to: usize,
+        /// How many statements the migration has.
+        total: usize,
+    },
     /// Another migrator holds the lock; the run waits (said once per wait).
     Waiting {
         /// `true` on SQLite, whose lock is the database's write lock.
@@ -172,6 +189,16 @@ impl fmt::Display for Event {
                 f,
                 "Resuming   {name} at statement {} of {total} (statements 1 to {done} ran before and are unchanged)",
                 done + 1
+            ),
+            Self::Recovering {
+                name,
+                from,
+                uncertain_to,
+                total,
+            } => write!(
+                f,
+                "Recovering {name}: its last run stopped without recording its end; statements {from} \
+                 to {uncertain_to} of {total} run again in forms safe to repeat"
             ),
             Self::Waiting { write_lock: true } => f.write_str(
                 "waiting for another migrator to finish (it holds the database's write lock)...",
@@ -330,6 +357,8 @@ pub struct Entry {
 /// ```
 pub struct Runner<M> {
     db: DatabaseConnection,
+    /// The Galera lease while a run holds it.
+    lease: std::sync::Mutex<Option<lock::Lease>>,
     /// Whether `db` was opened by the runner (and so is closed by it).
     owned: bool,
     options: Options,
@@ -380,6 +409,7 @@ impl<M: MigratorTrait> Runner<M> {
         Ok(Self {
             db,
             owned: true,
+            lease: Default::default(),
             options,
             _migrator: PhantomData,
         })
@@ -413,9 +443,15 @@ impl<M: MigratorTrait> Runner<M> {
         Ok(Self {
             db,
             owned,
+            lease: Default::default(),
             options,
             _migrator: PhantomData,
         })
+    }
+
+    /// The Galera lease slot (a poisoned lock still holds a valid lease).
+    pub(crate) fn lease(&self) -> std::sync::MutexGuard<'_, Option<lock::Lease>> {
+        self.lease.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends `event` to `tracing` and to [`Options::on_event`].
