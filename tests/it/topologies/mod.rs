@@ -18,6 +18,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::support::{Backend, TestDb, connect, empty_database, with_database};
 
+mod galera_migrations;
+
 const DEFAULT_GALERA_URLS: [&str; 3] = [
     "mysql://root@127.0.0.1:3311/mysql",
     "mysql://root@127.0.0.1:3312/mysql",
@@ -112,6 +114,26 @@ impl Galera {
             nodes.push(db);
         }
         Some(Self { urls, nodes, name })
+    }
+
+    /// A one-connection pool on `node` (0-based) whose reads wait until the
+    /// node applied every write the cluster committed before them, for tests
+    /// that check what the cluster holds (`nodes` are plain, as an
+    /// application's pools are).
+    pub async fn causal(&self, node: usize) -> DatabaseConnection {
+        let db = sea_orm::Database::connect(
+            sea_orm::ConnectOptions::new(self.urls[node].clone())
+                .max_connections(1)
+                .min_connections(1)
+                .sqlx_logging(false)
+                .to_owned(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("connecting to node {}: {e}", node + 1));
+        db.execute_unprepared("SET SESSION wsrep_sync_wait = 1")
+            .await
+            .expect("causal reads");
+        db
     }
 
     /// Closes every pool and drops the database.
