@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The test command: makes sure the database servers run and the tools are
-# installed, then runs every test on SQLite, PostgreSQL and MariaDB.
+# The test command: makes sure the database servers and the production
+# topologies (a Galera cluster, PgBouncer, a hot standby) run and the tools
+# are installed, then runs every test on SQLite, PostgreSQL and MariaDB and
+# on each topology.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
+# About a minute on a new machine (packages, three Galera nodes syncing); a few seconds when running.
+bash scripts/topologies.sh start
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "[test] installing cargo-nextest"
