@@ -181,3 +181,40 @@ async fn a_migrator_killed_on_a_node_is_recovered_by_a_plain_rerun() {
         "the kills all landed at one point: {seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_table_has_a_primary_key() {
+    // Galera replicates row changes by key: a table without one replicates
+    // badly (and is refused with innodb_force_primary_key).
+    let Some(g) = Galera::start().await else {
+        return;
+    };
+    ok(migrate(&g.urls[0]).arg("up"));
+    let db = g.causal(0).await;
+    let tables = scalar(
+        &db,
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
+    )
+    .await;
+    assert!(tables >= 20, "the schema is there ({tables} tables)");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::MySql,
+            "SELECT t.TABLE_NAME FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = DATABASE() \
+             AND NOT EXISTS (SELECT 1 FROM information_schema.TABLE_CONSTRAINTS c \
+             WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME \
+             AND c.CONSTRAINT_TYPE = 'PRIMARY KEY')",
+        ))
+        .await
+        .unwrap();
+    let without: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    assert!(
+        without.is_empty(),
+        "tables without a primary key: {without:?}"
+    );
+    let _ = db.close().await;
+    g.drop().await;
+}
