@@ -25,9 +25,15 @@
 //!
 //! # Validation
 //! One query fetches the session by `token_hash` (unique index) together with
-//! the status of its key and the count of its user's recent failed logins;
-//! one `UPDATE` records `last_activity_at`, `last_validated_at` and
-//! `risk_score`. In order:
+//! the status of its key and the count of its user's recent failed logins.
+//! Every check below runs on every call, on what that query read. An `UPDATE`
+//! records `last_activity_at`, `last_validated_at` and `risk_score` only when
+//! it is due: at most once per [`SessionPolicy::activity_interval`] (and at
+//! least once per tenth of the idle timeout), or at once when the risk score
+//! changed. A validation within the interval writes nothing, so it is one
+//! indexed read. The idle timeout is therefore exact to within the interval: a
+//! session idle for less than `idle_timeout - activity_interval` stays valid,
+//! one idle for `idle_timeout` or more expires. In order:
 //! - unknown token: [`Error::InvalidCredentials`];
 //! - revoked: [`Error::Revoked`];
 //! - `security_version` 0 (a session from before the session-security
@@ -146,6 +152,10 @@ pub struct SessionPolicy {
     pub failure_window: Duration,
     /// Sessions deleted per cleanup transaction.
     pub cleanup_batch: u64,
+    /// Validation records activity at most this often (and at least once
+    /// per tenth of `idle_timeout`, whichever is shorter); zero records every
+    /// validation. The idle timeout is exact to within it (see the module docs).
+    pub activity_interval: Duration,
 }
 
 impl Default for SessionPolicy {
@@ -156,6 +166,7 @@ impl Default for SessionPolicy {
             risk_revoke_at: 70,
             failure_window: Duration::minutes(15),
             cleanup_batch: 1000,
+            activity_interval: Duration::seconds(60),
         }
     }
 }
@@ -183,7 +194,16 @@ impl SessionPolicy {
         if !(1..=100_000).contains(&self.cleanup_batch) {
             return invalid("cleanup_batch must be within 1..=100000");
         }
+        if self.activity_interval < Duration::zero() {
+            return invalid("activity_interval cannot be negative");
+        }
         Ok(())
+    }
+
+    /// How stale recorded activity may get before a validation records it:
+    /// `activity_interval`, at most a tenth of the idle timeout.
+    fn recording_interval(&self) -> Duration {
+        self.activity_interval.min(self.idle_timeout / 10)
     }
 }
 
@@ -644,6 +664,10 @@ impl Sessions {
             )
             .await?;
             return Err(Error::Revoked);
+        }
+        let due = now - session.last_activity_at >= self.policy.recording_interval();
+        if !due && score == session.risk_score {
+            return Ok(session);
         }
         let updated = sessions::Entity::update_many()
             .col_expr(sessions::Column::LastActivityAt, now.into())

@@ -27,6 +27,7 @@ backend_tests!(run_migrated:
     sessions_under_a_retired_key_fail,
     hostile_input_is_refused_and_writes_nothing,
     validation_is_one_query_and_one_update,
+    activity_is_recorded_once_per_interval_and_idle_is_exact_to_within_it,
 );
 
 const HMAC_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -844,6 +845,36 @@ async fn validation_is_one_query_and_one_update(t: TestDb) {
         ),
         "{calls:#?}"
     );
+    // Within the activity interval, with the same risk, validation only reads.
+    for seconds in [1, 30, 59] {
+        service
+            .validate(
+                &counting,
+                created.token.expose(),
+                client(OTHER_IP, UA),
+                now + Duration::seconds(seconds),
+            )
+            .await
+            .unwrap();
+        let calls = counting.take();
+        assert!(
+            matches!(calls.as_slice(), [Call::Query(select)] if select.starts_with("SELECT")),
+            "{seconds} s later: {calls:#?}"
+        );
+    }
+    // Once the interval passed, it records the use again.
+    service
+        .validate(
+            &counting,
+            created.token.expose(),
+            client(OTHER_IP, UA),
+            now + Duration::seconds(60),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(counting.take().as_slice(), [Call::Query(_), Call::Execute(update)] if update.starts_with("UPDATE"))
+    );
     // A malformed token is refused before any statement.
     let err = service
         .validate(&counting, "x", client(IP, UA), now)
@@ -851,4 +882,105 @@ async fn validation_is_one_query_and_one_update(t: TestDb) {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidCredentials), "{err}");
     assert_eq!(counting.take(), Vec::new());
+}
+
+async fn activity_is_recorded_once_per_interval_and_idle_is_exact_to_within_it(t: TestDb) {
+    let config = config();
+    let policy = SessionPolicy {
+        idle_timeout: Duration::minutes(30),
+        activity_interval: Duration::seconds(60),
+        ..SessionPolicy::default()
+    };
+    let interval = Duration::seconds(60);
+    let service = Sessions::load(&t.db, &config.hmac_key, policy)
+        .await
+        .unwrap();
+    let alice = insert_user(&t, "alice").await;
+    let now = start();
+    let second = |s: i64| now + Duration::seconds(s);
+
+    // Twenty validations within the interval leave the row as created.
+    let busy = service
+        .create(&t.db, alice.id, client(IP, UA), now)
+        .await
+        .unwrap();
+    for s in 0..20 {
+        let valid = service
+            .validate(&t.db, busy.token.expose(), client(IP, UA), second(s * 2))
+            .await
+            .unwrap();
+        assert_eq!(valid.last_activity_at, now);
+    }
+    assert_eq!(row(&t, busy.session.id).await.last_activity_at, now);
+
+    // Used 50 s after creation (not recorded), then idle for the idle timeout
+    // minus the interval, less a second: still valid.
+    let used = 50;
+    let last_valid = used + (Duration::minutes(30) - interval).num_seconds() - 1;
+    service
+        .validate(&t.db, busy.token.expose(), client(IP, UA), second(used))
+        .await
+        .unwrap();
+    service
+        .validate(
+            &t.db,
+            busy.token.expose(),
+            client(IP, UA),
+            second(last_valid),
+        )
+        .await
+        .expect("idle for less than idle_timeout - activity_interval: valid");
+    assert_eq!(
+        row(&t, busy.session.id).await.last_activity_at,
+        second(last_valid),
+        "a due validation records the use"
+    );
+
+    // Idle for the idle timeout: expired, whatever the interval.
+    let quiet = service
+        .create(&t.db, alice.id, client(IP, UA), now)
+        .await
+        .unwrap();
+    let err = service
+        .validate(
+            &t.db,
+            quiet.token.expose(),
+            client(IP, UA),
+            now + Duration::minutes(30),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Expired), "{err}");
+
+    // A revocation within the interval is refused at once.
+    let revoked = service
+        .create(&t.db, alice.id, client(IP, UA), now)
+        .await
+        .unwrap();
+    service
+        .validate(&t.db, revoked.token.expose(), client(IP, UA), second(1))
+        .await
+        .unwrap();
+    service
+        .revoke(&t.db, revoked.session.id, "test", second(2))
+        .await
+        .unwrap();
+    let err = service
+        .validate(&t.db, revoked.token.expose(), client(IP, UA), second(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Revoked), "{err}");
+
+    // A risk change is recorded at once.
+    let moved = service
+        .validate(
+            &t.db,
+            busy.token.expose(),
+            client(OTHER_IP, UA),
+            second(last_valid + 1),
+        )
+        .await
+        .unwrap();
+    assert!(moved.risk_score > 0);
+    assert_eq!(row(&t, busy.session.id).await.risk_score, moved.risk_score);
 }
