@@ -18,6 +18,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::support::{Backend, TestDb, connect, empty_database, with_database};
 
+mod standby;
+
 const DEFAULT_GALERA_URLS: [&str; 3] = [
     "mysql://root@127.0.0.1:3311/mysql",
     "mysql://root@127.0.0.1:3312/mysql",
