@@ -1,5 +1,5 @@
 //! Connecting to the database with pool settings made for short security
-//! queries.
+//! queries, and refusing writes to a read-only standby up front.
 //!
 //! SeaORM's defaults ping the server on every pool checkout, which costs a
 //! second round trip per point lookup (session validation, API-key
@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
 use crate::Error;
 
@@ -56,6 +56,23 @@ pub fn connect_options(url: &str) -> ConnectOptions {
 pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
     check_scheme(url)?;
     Ok(Database::connect(connect_options(url)).await?)
+}
+
+/// Refuses a server that accepts no writes (a PostgreSQL hot standby, a
+/// MySQL/MariaDB read-only replica) before a change is attempted: what
+/// every writing operator command runs first. Reads a few settings only
+/// (see [`gatehouse_migration::read_only::detect`], the one check the
+/// migration runner uses too).
+///
+/// # Errors
+/// [`Error::ReadOnly`] saying why and to connect to the primary; a
+/// database error.
+pub async fn ensure_writable<C: ConnectionTrait>(db: &C) -> Result<(), Error> {
+    match gatehouse_migration::read_only::detect(db).await {
+        Ok(None) => Ok(()),
+        Ok(Some(reason)) => Err(Error::ReadOnly(reason)),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Refuses a URL gatehouse has no driver for, before any connection attempt.

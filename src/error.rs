@@ -1,7 +1,10 @@
-//! The library's error type, and how database constraint violations are
-//! recognised portably across PostgreSQL, MySQL/MariaDB and SQLite.
+//! The library's error type, and how database constraint violations and a
+//! read-only server's refusals are recognised portably across PostgreSQL,
+//! MySQL/MariaDB and SQLite.
 
 use chrono::{DateTime, Utc};
+use gatehouse_migration::read_only;
+pub use gatehouse_migration::read_only::ReadOnly;
 use sea_orm::{DbErr, RuntimeErr, sqlx};
 
 /// What went wrong, named after what the caller has to decide.
@@ -80,14 +83,22 @@ pub enum Error {
     /// Stored data that cannot be decrypted or verified (wrong key, tampering).
     #[error("integrity check failed: {0}")]
     Integrity(String),
+    /// The server accepts no writes: a hot standby or read-only replica.
+    /// Writes go to the primary; reads work here.
+    #[error("{0}")]
+    ReadOnly(ReadOnly),
     /// Any other database failure.
     #[error(transparent)]
     Db(DbErr),
 }
 
 impl From<DbErr> for Error {
-    /// Constraint violations become their own variants; everything else stays a `Db` error.
+    /// Constraint violations and read-only refusals become their own
+    /// variants; everything else stays a `Db` error.
     fn from(err: DbErr) -> Self {
+        if read_only::is_refusal(&err) {
+            return Self::ReadOnly(ReadOnly::Refused);
+        }
         match constraint_violation(&err) {
             Some(Constraint::Unique) => {
                 let (field, message) = unique_conflict(&err);

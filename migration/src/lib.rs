@@ -88,6 +88,7 @@ pub use sea_orm_migration::prelude::*;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod columns;
+pub mod read_only;
 pub mod redact;
 pub mod render;
 pub mod runner;

@@ -10,6 +10,7 @@
 //! | `Forbidden`, `Locked` | 403 | nothing more |
 //! | `RateLimited` | 429 + `Retry-After` | the seconds to wait |
 //! | `NotFound` | 404 | nothing more |
+//! | `ReadOnly` | 503 | nothing more; logged with `tracing` (writes reach a standby) |
 //! | `Config`, `Db` | 500 | nothing more; logged with `tracing` |
 
 use axum::Json;
@@ -36,6 +37,7 @@ pub fn status(err: &Error) -> StatusCode {
         Error::Forbidden(_) | Error::Locked { .. } => StatusCode::FORBIDDEN,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::ReadOnly(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Config { .. } | Error::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -67,6 +69,7 @@ fn body(err: &Error) -> Value {
             json!({"error": "rate_limited", "retry_after_secs": retry_after_secs})
         }
         Error::NotFound(_) => json!({"error": "not_found"}),
+        Error::ReadOnly(_) => json!({"error": "unavailable"}),
         Error::Config { .. } | Error::Db(_) => json!({"error": "internal"}),
     }
 }
@@ -75,7 +78,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = status(&self);
         match &self {
-            Error::Config { .. } | Error::Db(_) => {
+            Error::Config { .. } | Error::Db(_) | Error::ReadOnly(_) => {
                 tracing::error!(error = %self, "request failed");
             }
             Error::Integrity(_) => tracing::warn!(error = %self, "integrity check failed"),
@@ -99,6 +102,7 @@ impl IntoResponse for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ReadOnly;
     use sea_orm::DbErr;
 
     async fn answer(err: Error) -> (StatusCode, axum::http::HeaderMap, Value) {
@@ -181,6 +185,15 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers[header::RETRY_AFTER], "17");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_server_is_503_without_its_reason() {
+        for read_only in [ReadOnly::Standby, ReadOnly::Refused] {
+            let (status, _, body) = answer(Error::ReadOnly(read_only)).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(body, json!({"error": "unavailable"}));
+        }
     }
 
     #[tokio::test]

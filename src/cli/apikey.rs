@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::context::{Context, Failure, Group, after, audit_admin, parse_span};
+use super::context::{Access, Context, Failure, Group, after, audit_admin, parse_span};
 use super::{input, output};
 use crate::api_keys::{self, DEFAULT_RATE_LIMIT_PER_MINUTE, MAX_RATE_LIMIT_PER_MINUTE, NewApiKey};
 
@@ -55,6 +55,16 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// `verify` writes too: it counts the use in the key's rate window.
+    fn access(&self) -> Access {
+        match self {
+            Self::List { .. } => Access::Read,
+            Self::Issue { .. } | Self::Verify { .. } | Self::Revoke { .. } => Access::Write,
+        }
+    }
+}
+
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     // Refuse bad numbers before connecting.
     if let Action::Issue { rate_limit, .. } = &args.action
@@ -64,7 +74,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             "--rate-limit must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"
         )));
     }
-    let ctx = Context::open(&args.common).await?;
+    let ctx = Context::open(&args.common, args.action.access()).await?;
     match args.action {
         Action::Issue {
             user,

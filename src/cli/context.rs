@@ -1,5 +1,6 @@
 //! What every operator command shares: the connection arguments, the
-//! connection itself, the configuration, and how failures become exit codes.
+//! connection itself (refused up front on a read-only standby for a command
+//! that writes), the configuration, and how failures become exit codes.
 
 use std::process::ExitCode;
 
@@ -73,7 +74,8 @@ fn one_line(text: &str) -> String {
 impl From<Error> for Failure {
     fn from(err: Error) -> Self {
         match err {
-            Error::Config { .. } => Self::Usage(err.to_string()),
+            // DATABASE_URL names a standby or replica: a configuration error.
+            Error::Config { .. } | Error::ReadOnly(_) => Self::Usage(err.to_string()),
             Error::InvalidInput { .. } => Self::Denied(err.to_string()),
             // The driver's text names tables, constraints and SQL: not for the operator's screen.
             Error::Db(db_err) => Self::Denied(database_failure(&db_err).into()),
@@ -94,6 +96,16 @@ fn database_failure(err: &sea_orm::DbErr) -> &'static str {
     }
 }
 
+/// Whether a command writes: one that does is refused on a read-only
+/// server before it changes anything (see [`db::ensure_writable`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only; runs on a standby too.
+    Read,
+    /// Writes (anything, audit rows and key records included).
+    Write,
+}
+
 /// An open database and the output format: what a command runs against.
 pub struct Context {
     pub db: DatabaseConnection,
@@ -102,11 +114,13 @@ pub struct Context {
 }
 
 impl Context {
-    /// Connects to the database the arguments (or `DATABASE_URL`, or `.env`) name.
+    /// Connects to the database the arguments (or `DATABASE_URL`, or `.env`)
+    /// name; for [`Access::Write`], checks that the server accepts writes.
     ///
     /// # Errors
-    /// [`Failure::Usage`] for an unsupported URL or an unreachable server.
-    pub async fn open(args: &CommonArgs) -> Result<Self, Failure> {
+    /// [`Failure::Usage`] for an unsupported URL, an unreachable server, or
+    /// a read-only server (a standby) when the command writes.
+    pub async fn open(args: &CommonArgs, access: Access) -> Result<Self, Failure> {
         let url = database_url(args);
         db::check_scheme(&url)?;
         let db = db::connect(&url).await.map_err(|err| {
@@ -117,6 +131,12 @@ impl Context {
                 err = redact::text(&err.to_string(), &url)
             ))
         })?;
+        if access == Access::Write
+            && let Err(err) = db::ensure_writable(&db).await
+        {
+            db.close().await.ok();
+            return Err(err.into());
+        }
         Ok(Self {
             db,
             format: args.format,

@@ -135,11 +135,19 @@ async fn database_check(conn: &DatabaseConnection, url: &str) -> Check {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
+    // Reads work on a standby; say so, since every command that writes refuses there.
+    let read_only = match gatehouse_migration::read_only::detect(conn).await {
+        Ok(Some(_)) => {
+            "; read-only (a standby or read-only replica): reads work, \
+             commands that write refuse; point DATABASE_URL at the primary for those"
+        }
+        _ => "",
+    };
     check(
         "database",
         Level::Ok,
         format!(
-            "{} reachable ({version})",
+            "{} reachable ({version}){read_only}",
             gatehouse_migration::redact::url(url)
         ),
     )

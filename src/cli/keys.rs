@@ -17,7 +17,7 @@ use gatehouse_entity::sea_orm_active_enums::{KeyStatus, KeyType};
 use sea_orm::TransactionTrait;
 use serde_json::json;
 
-use super::context::{ADMIN_EVENT, Context, Failure, Group, config};
+use super::context::{ADMIN_EVENT, Access, Context, Failure, Group, config};
 use super::output;
 use crate::mfa::Mfa;
 use crate::{Config, Error, keys};
@@ -73,13 +73,13 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             retire_previous,
         } => {
             let config = config()?;
-            let ctx = Context::open(&args.common).await?;
+            let ctx = Context::open(&args.common, Access::Write).await?;
             rotate(&ctx, &config, which, &reason, retire_previous).await
         }
         Action::List => {
             // The records are readable without keys; with them, say which is configured.
             let config = Config::from_env().ok();
-            let ctx = Context::open(&args.common).await?;
+            let ctx = Context::open(&args.common, Access::Read).await?;
             list(&ctx, config.as_ref()).await
         }
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use chrono::{Days, NaiveDate};
 use serde_json::json;
 
-use super::context::{CommonArgs, Context, Failure, Group};
+use super::context::{Access, CommonArgs, Context, Failure, Group};
 use super::output;
 use crate::audit::partitions::{self, DEFAULT_MONTHS_AHEAD, MAX_MONTHS_AHEAD};
 use crate::audit::retention::{self, MAX_BATCH_SIZE, RetentionPolicy};
@@ -110,7 +110,7 @@ async fn prune(
             "--failed-login-days and --session-audit-days must be between 1 and 36500".into(),
         ));
     }
-    let ctx = Context::open(common).await?;
+    let ctx = Context::open(common, Access::Write).await?;
     let policy = RetentionPolicy {
         batch_size,
         failed_login_max_age: chrono::Duration::days(failed_login_days),
@@ -152,7 +152,7 @@ async fn ensure_partitions(common: &CommonArgs, months_ahead: u32) -> Result<Exi
             "--months-ahead must be between 0 and {MAX_MONTHS_AHEAD}"
         )));
     }
-    let ctx = Context::open(common).await?;
+    let ctx = Context::open(common, Access::Write).await?;
     let ensured = partitions::ensure(&ctx.db, ctx.now, months_ahead).await?;
     let mut human: String = ensured
         .created
@@ -180,7 +180,7 @@ async fn ensure_partitions(common: &CommonArgs, months_ahead: u32) -> Result<Exi
 }
 
 async fn list_partitions(common: &CommonArgs) -> Result<ExitCode, Failure> {
-    let ctx = Context::open(common).await?;
+    let ctx = Context::open(common, Access::Read).await?;
     let list = partitions::list(&ctx.db).await?;
     let rows: Vec<Vec<String>> = list
         .iter()
@@ -226,7 +226,7 @@ pub async fn run_metrics(args: MetricsArgs) -> Result<ExitCode, Failure> {
             "--date must be between 1970-01-01 and today ({today})"
         )));
     }
-    let ctx = Context::open(&args.common).await?;
+    let ctx = Context::open(&args.common, Access::Write).await?;
     let date = date.unwrap_or_else(|| {
         ctx.now
             .date_naive()

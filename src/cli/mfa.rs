@@ -9,7 +9,7 @@ use qrcode::render::unicode::Dense1x2;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::context::{Context, Failure, Group, config};
+use super::context::{Access, Context, Failure, Group, config};
 use super::{input, output};
 use crate::mfa::{ClientInfo, Mfa};
 
@@ -39,7 +39,8 @@ pub enum Action {
 
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     let config = config()?;
-    let ctx = Context::open(&args.common).await?;
+    // Both actions write (the key records, the enrollment, the used step).
+    let ctx = Context::open(&args.common, Access::Write).await?;
     let mfa = Mfa::new(&config);
     mfa.ensure_keys(&ctx.db).await?;
     match args.action {

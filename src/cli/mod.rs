@@ -5,7 +5,9 @@
 //!
 //! Passwords, keys, tokens and codes are read from stdin (one per line) or,
 //! in a terminal, from a hidden prompt; never from the command line.
-//! Exit codes: 0 done, 1 denied or invalid, 2 usage or configuration error.
+//! Exit codes: 0 done, 1 denied or invalid, 2 usage or configuration error
+//! (among them a command that writes run against a read-only standby or
+//! replica: refused before any change; reading commands work there).
 //! `--format json` prints one JSON document on stdout.
 
 mod apikey;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::context::{Context, Failure, Group, after, check_until, parse_span};
+use super::context::{Access, Context, Failure, Group, after, check_until, parse_span};
 use super::output;
 use crate::rbac::{self, Actor};
 
@@ -112,6 +112,20 @@ pub enum PermAction {
     },
 }
 
+impl Action {
+    fn access(&self) -> Access {
+        match self {
+            Self::List { .. } => Access::Read,
+            Self::Grant { .. }
+            | Self::Revoke { .. }
+            | Self::Create { .. }
+            | Self::Update { .. }
+            | Self::Delete { .. }
+            | Self::Permission { .. } => Access::Write,
+        }
+    }
+}
+
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     // Malformed arguments are usage errors, found before connecting.
     match &args.action {
@@ -133,7 +147,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         }
         _ => {}
     }
-    let ctx = Context::open(&args.common).await?;
+    let ctx = Context::open(&args.common, args.action.access()).await?;
     match args.action {
         Action::Grant {
             user,
@@ -324,7 +338,7 @@ pub async fn run_perm(args: PermArgs) -> Result<ExitCode, Failure> {
     let PermAction::Check { user, permission } = args.action;
     // A malformed permission name is a usage error, found before connecting.
     rbac::permission_name(&permission).map_err(|err| Failure::Usage(err.to_string()))?;
-    let ctx = Context::open(&args.common).await?;
+    let ctx = Context::open(&args.common, Access::Read).await?;
     let user = ctx.user(&user).await?;
     let allowed = rbac::has_permission(&ctx.db, user.id, &permission, ctx.now).await?;
     let verdict = if allowed { "allowed" } else { "denied" };

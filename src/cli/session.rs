@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::context::{CommonArgs, Context, Failure, Group, config};
+use super::context::{Access, CommonArgs, Context, Failure, Group, config};
 use super::{input, output};
 use crate::accounts::{Accounts, Argon2idHasher};
 use crate::client::ClientInfo;
@@ -68,7 +68,7 @@ fn check_client(ip: Option<&str>, user_agent: Option<&str>) -> Result<(), Failur
 pub async fn run_login(args: LoginArgs) -> Result<ExitCode, Failure> {
     check_client(args.ip.as_deref(), args.user_agent.as_deref())?;
     let config = config()?;
-    let ctx = Context::open(&args.common).await?;
+    let ctx = Context::open(&args.common, Access::Write).await?;
     let accounts = Accounts::new(Argon2idHasher::default()).await?;
     let sessions = Sessions::load_with_previous(
         &ctx.db,
@@ -136,7 +136,8 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
         check_client(ip.as_deref(), user_agent.as_deref())?;
     }
     let config = config()?;
-    let ctx = Context::open(&args.common).await?;
+    // Every action writes: validate records the use (last activity, risk score).
+    let ctx = Context::open(&args.common, Access::Write).await?;
     let sessions = Sessions::load_with_previous(
         &ctx.db,
         &config.hmac_key,

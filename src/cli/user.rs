@@ -6,7 +6,7 @@ use sea_orm::TransactionTrait;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::context::{Context, Failure, Group, audit_admin};
+use super::context::{Access, Context, Failure, Group, audit_admin};
 use super::{input, output};
 use crate::accounts::{self, Account, Accounts, Argon2idHasher, NewAccount};
 use crate::rbac::{self, Actor};
@@ -52,6 +52,15 @@ pub enum Action {
     },
 }
 
+impl Action {
+    fn access(&self) -> Access {
+        match self {
+            Self::List { .. } => Access::Read,
+            Self::Create { .. } | Self::Lock { .. } | Self::Unlock { .. } => Access::Write,
+        }
+    }
+}
+
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     // Refuse bad arguments before asking for a password.
     if let Action::List { limit, .. } = &args.action
@@ -70,7 +79,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             accounts::LIST_OFFSET_MAX
         )));
     }
-    let ctx = Context::open(&args.common).await?;
+    let ctx = Context::open(&args.common, args.action.access()).await?;
     match args.action {
         Action::Create {
             email,

@@ -17,7 +17,7 @@ fn gatehouse() -> Command {
     cmd
 }
 
-fn migration_bin() -> PathBuf {
+pub(crate) fn migration_bin() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_gatehouse")).with_file_name("gatehouse-migration");
     assert!(
         path.exists(),

@@ -18,7 +18,10 @@
 //! `DATABASE_SCHEMA`) and adds checksums (`verify`), previews (`sql`,
 //! `--dry-run`), locking, failure recovery (`repair`), targets (`--to`,
 //! `mark-applied`, `baseline`) and `create`. Exit codes: 0 done, 1 the
-//! database refused or a check failed, 2 bad arguments or configuration.
+//! database refused or a check failed, 2 bad arguments or configuration
+//! (among them a command that writes run against a read-only standby or
+//! replica: refused before any change; `status`, `verify`, `sql` and dry
+//! runs work there).
 
 mod create;
 mod output;
@@ -34,7 +37,7 @@ use sea_orm_migration::sea_orm::{DbBackend, DbErr};
 use crate::Migrator;
 use crate::redact;
 use crate::render::{Direction, render_sql};
-use crate::runner::{Event, Options, Ownership, Runner, Target};
+use crate::runner::{self, Event, Options, Ownership, Runner, Target};
 
 /// Where the database lives when neither `--database-url` nor `DATABASE_URL`
 /// says: gatehouse's default, the SQLite file `./gatehouse.db` (also for an
@@ -271,6 +274,17 @@ enum Failure {
 impl From<DbErr> for Failure {
     fn from(err: DbErr) -> Self {
         Self::Failed(message(&err))
+    }
+}
+
+impl From<runner::Error> for Failure {
+    /// A read-only server is a configuration error: `DATABASE_URL` names a
+    /// standby or replica instead of the primary.
+    fn from(err: runner::Error) -> Self {
+        match err {
+            runner::Error::ReadOnly(read_only) => Self::Usage(read_only.to_string()),
+            runner::Error::Db(err) => err.into(),
+        }
     }
 }
 
@@ -608,6 +622,8 @@ async fn execute_on<M: MigratorTrait>(
             );
         }
         Command::Fresh { all, yes } => {
+            // Before the question: a standby is refused without asking.
+            runner.ensure_writable().await?;
             let tables = runner.tables_to_drop(all).await?;
             if !tables.is_empty() && !yes {
                 confirm(&tables)?;

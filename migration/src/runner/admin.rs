@@ -10,7 +10,7 @@ use sea_orm_migration::sea_orm::{
 
 use super::exec::{install, record_applied};
 use super::ledger::{self, RunKind, SUCCEEDED};
-use super::{Event, Runner, State, Target, lock};
+use super::{Error, Event, Runner, State, Target, lock};
 use crate::render::{Direction, checksum};
 
 impl<M: MigratorTrait> Runner<M> {
@@ -18,9 +18,13 @@ impl<M: MigratorTrait> Runner<M> {
     /// (its tables exist already), with its checksum.
     ///
     /// # Errors
-    /// An unknown or already applied migration, or a database error.
-    pub async fn mark_applied(&self, name: &str) -> Result<(), DbErr> {
-        locked!(self, conn => self.record_without_running(conn, Some(name), RunKind::MarkApplied))
+    /// [`Error::ReadOnly`] on a server that accepts no writes; an unknown or
+    /// already applied migration, or a database error.
+    pub async fn mark_applied(&self, name: &str) -> Result<(), Error> {
+        self.ensure_writable().await?;
+        Ok(
+            locked!(self, conn => self.record_without_running(conn, Some(name), RunKind::MarkApplied))?,
+        )
     }
 
     /// Adopts a database gatehouse's runner did not build: records every
@@ -32,8 +36,10 @@ impl<M: MigratorTrait> Runner<M> {
     /// that range already has a record, or one after it is applied.
     ///
     /// # Errors
-    /// A database the runner manages already, an unknown `to`, or a database error.
-    pub async fn baseline(&self, to: Option<&str>) -> Result<Vec<String>, DbErr> {
+    /// [`Error::ReadOnly`] on a server that accepts no writes; a database the
+    /// runner manages already, an unknown `to`, or a database error.
+    pub async fn baseline(&self, to: Option<&str>) -> Result<Vec<String>, Error> {
+        self.ensure_writable().await?;
         let names = locked!(self, conn => self.baseline_on(conn, to))?;
         Ok(names)
     }
@@ -149,8 +155,10 @@ impl<M: MigratorTrait> Runner<M> {
     /// so the next `up` starts the migration from its first statement.
     ///
     /// # Errors
-    /// No failed run of `name` to clear, or a database error.
-    pub async fn repair(&self, name: &str) -> Result<u64, DbErr> {
+    /// [`Error::ReadOnly`] on a server that accepts no writes; no failed run
+    /// of `name` to clear, or a database error.
+    pub async fn repair(&self, name: &str) -> Result<u64, Error> {
+        self.ensure_writable().await?;
         let cleared = locked!(self, conn => async {
             ledger::install(conn).await?;
             ledger::repair(conn, name).await
@@ -158,7 +166,8 @@ impl<M: MigratorTrait> Runner<M> {
         if cleared == 0 {
             return Err(DbErr::Migration(format!(
                 "`{name}` has no failed run to repair; `migrate status` shows failures"
-            )));
+            ))
+            .into());
         }
         Ok(cleared)
     }
@@ -171,10 +180,12 @@ impl<M: MigratorTrait> Runner<M> {
     /// was interrupted at a statement the ledger cannot tell (or failed).
     ///
     /// # Errors
-    /// No unresolved `up` run of `name`, a backend that does not resume part
-    /// way, more statements than the migration has, or a database error.
-    pub async fn repair_at(&self, name: &str, statements_done: usize) -> Result<(), DbErr> {
-        locked!(self, conn => async {
+    /// [`Error::ReadOnly`] on a server that accepts no writes; no unresolved
+    /// `up` run of `name`, a backend that does not resume part way, more
+    /// statements than the migration has, or a database error.
+    pub async fn repair_at(&self, name: &str, statements_done: usize) -> Result<(), Error> {
+        self.ensure_writable().await?;
+        Ok(locked!(self, conn => async {
             ledger::install(conn).await?;
             let (steps, entries) = self.standing(conn).await?;
             let failure = entries
@@ -219,7 +230,7 @@ impl<M: MigratorTrait> Runner<M> {
                 &note,
             )
             .await
-        })
+        })?)
     }
 
     /// The tables `fresh` drops: those this migrator creates (plus its own
@@ -254,8 +265,10 @@ impl<M: MigratorTrait> Runner<M> {
     /// Drops `tables` (see [`Runner::tables_to_drop`]) and applies every migration.
     ///
     /// # Errors
-    /// A database error.
-    pub async fn fresh(&self, tables: &[String]) -> Result<Vec<String>, DbErr> {
+    /// [`Error::ReadOnly`] on a server that accepts no writes, before
+    /// anything is dropped; a database error.
+    pub async fn fresh(&self, tables: &[String]) -> Result<Vec<String>, Error> {
+        self.ensure_writable().await?;
         self.refuse_over_application("fresh").await?;
         let backend = self.backend();
         if backend == DbBackend::Sqlite {
@@ -277,8 +290,10 @@ impl<M: MigratorTrait> Runner<M> {
     /// Rolls back every applied migration, then removes sea-orm's table and the ledger.
     ///
     /// # Errors
-    /// The first failure.
-    pub async fn reset(&self) -> Result<Vec<String>, DbErr> {
+    /// [`Error::ReadOnly`] on a server that accepts no writes, before any
+    /// change; otherwise the first failure.
+    pub async fn reset(&self) -> Result<Vec<String>, Error> {
+        self.ensure_writable().await?;
         self.refuse_over_application("reset").await?;
         let names = self.down(&Target::All).await?;
         locked!(self, conn => async {

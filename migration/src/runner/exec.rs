@@ -16,7 +16,7 @@ use sea_orm_migration::sea_orm::{
 
 use super::ledger::{self, FAILED, INTERRUPTED, RUNNING, RunKind, SUCCEEDED};
 use super::rerun::{self, Rerun};
-use super::{Entry, Event, Runner, State, Step, Target, lock};
+use super::{Entry, Error, Event, Runner, State, Step, Target, lock};
 use crate::render::{Direction, RETRY_WITH_NEXT, checksum, repeat_batch};
 
 impl<M: MigratorTrait> Runner<M> {
@@ -48,9 +48,12 @@ impl<M: MigratorTrait> Runner<M> {
     /// when the database has migrations this build does not know.
     ///
     /// # Errors
-    /// The first failure; what ran before it stays applied and recorded.
-    pub async fn up(&self, target: &Target) -> Result<Vec<String>, DbErr> {
-        locked!(self, conn => self.up_on(conn, target))
+    /// [`Error::ReadOnly`] on a server that accepts no writes, before any
+    /// change; otherwise the first failure, and what ran before it stays
+    /// applied and recorded.
+    pub async fn up(&self, target: &Target) -> Result<Vec<String>, Error> {
+        self.ensure_writable().await?;
+        Ok(locked!(self, conn => self.up_on(conn, target))?)
     }
 
     async fn up_on<C: ConnectionTrait + TransactionTrait>(
@@ -69,9 +72,12 @@ impl<M: MigratorTrait> Runner<M> {
     /// the migration lock; returns their names.
     ///
     /// # Errors
-    /// The first failure; what was rolled back before it stays rolled back.
-    pub async fn down(&self, target: &Target) -> Result<Vec<String>, DbErr> {
-        locked!(self, conn => self.down_on(conn, target))
+    /// [`Error::ReadOnly`] on a server that accepts no writes, before any
+    /// change; otherwise the first failure, and what was rolled back before
+    /// it stays rolled back.
+    pub async fn down(&self, target: &Target) -> Result<Vec<String>, Error> {
+        self.ensure_writable().await?;
+        Ok(locked!(self, conn => self.down_on(conn, target))?)
     }
 
     async fn down_on<C: ConnectionTrait + TransactionTrait>(

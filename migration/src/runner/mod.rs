@@ -62,8 +62,47 @@ use sea_orm_migration::sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
 };
 
+use crate::read_only::{self, ReadOnly};
 use crate::render::{Direction, checksum, render, to_sql};
 use ledger::Record;
+
+/// Why a run that writes (`up`, `down`, `baseline`, `repair`, `fresh`, ...)
+/// did not happen or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server accepts no writes (a hot standby, a read-only replica):
+    /// point the runner at the primary. Found before anything changed, or
+    /// refused by the server.
+    #[error("{0}")]
+    ReadOnly(ReadOnly),
+    /// Any other failure: a refused or failed migration, a lock timeout, a
+    /// database error.
+    #[error(transparent)]
+    Db(DbErr),
+}
+
+impl From<DbErr> for Error {
+    /// A read-only refusal becomes [`Error::ReadOnly`]; anything else stays a `DbErr`.
+    fn from(err: DbErr) -> Self {
+        if read_only::is_refusal(&err) {
+            Self::ReadOnly(ReadOnly::Refused)
+        } else {
+            Self::Db(err)
+        }
+    }
+}
+
+impl From<Error> for DbErr {
+    /// For callers whose errors are `DbErr`s: [`Error::ReadOnly`] becomes
+    /// `DbErr::Migration` with its message.
+    fn from(err: Error) -> Self {
+        match err {
+            Error::ReadOnly(read_only) => DbErr::Migration(read_only.to_string()),
+            Error::Db(err) => err,
+        }
+    }
+}
 
 /// How a run behaves.
 #[derive(Clone, Default)]
@@ -452,6 +491,21 @@ impl<M: MigratorTrait> Runner<M> {
     /// The Galera lease slot (a poisoned lock still holds a valid lease).
     pub(crate) fn lease(&self) -> std::sync::MutexGuard<'_, Option<lock::Lease>> {
         self.lease.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses a server that accepts no writes (a hot standby, a read-only
+    /// replica) before anything changes; every run that writes calls it first.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] saying why; a database error reading the settings.
+    pub async fn ensure_writable(&self) -> Result<(), Error> {
+        match read_only::detect(&self.db).await? {
+            Some(reason) => {
+                tracing::info!(target: "gatehouse_migration", "refused: {reason}");
+                Err(Error::ReadOnly(reason))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Sends `event` to `tracing` and to [`Options::on_event`].

@@ -92,7 +92,7 @@ async fn restart_mid_run(kind: &'static str, port: u16) {
     let mut seen = Vec::new();
     for (i, fraction) in [0.2, 0.45].into_iter().enumerate() {
         let url = server.create(&format!("restarted_{i}")).await;
-        let mut child = migrate(&url)
+        let child = migrate(&url)
             .arg("up")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
