@@ -36,6 +36,7 @@ pub fn status(err: &Error) -> StatusCode {
         Error::Forbidden(_) | Error::Locked { .. } => StatusCode::FORBIDDEN,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Config { .. } | Error::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -67,6 +68,7 @@ fn body(err: &Error) -> Value {
             json!({"error": "rate_limited", "retry_after_secs": retry_after_secs})
         }
         Error::NotFound(_) => json!({"error": "not_found"}),
+        Error::Busy { .. } => json!({"error": "busy", "message": err.to_string()}),
         Error::Config { .. } | Error::Db(_) => json!({"error": "internal"}),
     }
 }
@@ -85,6 +87,9 @@ impl IntoResponse for Error {
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let Error::RateLimited { retry_after_secs } = self {
             headers.insert(
