@@ -326,3 +326,5 @@ mod fixtures {
         s.drop().await;
     }
 }
+
+mod galera;
