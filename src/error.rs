@@ -87,9 +87,52 @@ pub enum Error {
     /// Writes go to the primary; reads work here.
     #[error("{0}")]
     ReadOnly(ReadOnly),
+
+    /// Concurrent changes kept the database from completing a step: nothing of
+    /// that step was written. On a pool gatehouse has already retried a
+    /// conflict ([`crate::db::retry()`]); try again shortly. Inside a caller's
+    /// transaction the database rolled that whole transaction back: retry it.
+    #[error("{}", contention.message(*attempts))]
+    Busy {
+        /// Which kind of contention.
+        contention: Contention,
+        /// How many times the step ran (1 when it could not be retried).
+        attempts: u32,
+    },
     /// Any other database failure.
     #[error(transparent)]
     Db(DbErr),
+}
+
+/// Why the database gave up on a step that other transactions contended for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contention {
+    /// The transaction was chosen to roll back so that another could go on:
+    /// a deadlock (MySQL/MariaDB 1213, PostgreSQL 40P01), a Galera
+    /// certification failure (1213 at `COMMIT`), a serialization failure
+    /// (PostgreSQL 40001) or a SQLite snapshot that went stale. Running the
+    /// step again from its start usually succeeds.
+    Conflict,
+    /// A row or table stayed locked by another transaction longer than the
+    /// server waits (MySQL/MariaDB 1205 `innodb_lock_wait_timeout`,
+    /// PostgreSQL 55P03 `lock_timeout`, SQLite's busy timeout).
+    LockTimeout,
+}
+
+impl Contention {
+    fn message(self, attempts: u32) -> String {
+        match self {
+            Self::Conflict => format!(
+                "concurrent changes to the same records conflicted (tried {attempts} time{}); \
+                 nothing of this step was written: try again",
+                if attempts == 1 { "" } else { "s" }
+            ),
+            Self::LockTimeout => "a record stayed locked by another transaction longer than the \
+                 database waits; nothing of this step was written: try again, and look for a \
+                 long-running transaction if it persists"
+                .to_owned(),
+        }
+    }
 }
 
 impl From<DbErr> for Error {
@@ -98,6 +141,12 @@ impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if read_only::is_refusal(&err) {
             return Self::ReadOnly(ReadOnly::Refused);
+        }
+        if let Some(contention) = contention(&err) {
+            return Self::Busy {
+                contention,
+                attempts: 1,
+            };
         }
         match constraint_violation(&err) {
             Some(Constraint::Unique) => {
@@ -220,6 +269,69 @@ fn violated_key(err: &DbErr) -> Option<String> {
     message
         .find("constraint failed: ")
         .map(|at| message[at + 19..].to_owned())
+}
+
+/// Whether `err` is the database giving up on contended rows, and how (see
+/// [`Contention`]); `None` for anything else.
+pub fn contention(err: &DbErr) -> Option<Contention> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))
+    | DbErr::Conn(RuntimeErr::SqlxError(e))) = err
+    else {
+        return None;
+    };
+    let sqlx::Error::Database(e) = e.as_ref() else {
+        return None;
+    };
+    let code = e.code();
+    match code.as_deref().unwrap_or_default() {
+        // MySQL/MariaDB 1213 (deadlock, Galera certification failure) has
+        // SQLSTATE 40001, as PostgreSQL's serialization failure.
+        "40001" | "40P01" => Some(Contention::Conflict),
+        "55P03" => Some(Contention::LockTimeout),
+        // MySQL/MariaDB 1205 has the generic SQLSTATE HY000.
+        "HY000" => (mysql_number(e.as_ref()) == Some(ER_LOCK_WAIT_TIMEOUT))
+            .then_some(Contention::LockTimeout),
+        // SQLite's extended result codes: SQLITE_BUSY_SNAPSHOT (a read
+        // snapshot went stale before the write) is a conflict; the rest of
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6) outlasted the busy timeout.
+        other if is_sqlite(e.as_ref()) => match other.parse::<i32>() {
+            Ok(517) => Some(Contention::Conflict),
+            Ok(code) if matches!(code & 0xff, 5 | 6) => Some(Contention::LockTimeout),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `e` comes from the SQLite driver.
+fn is_sqlite(e: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
+    #[cfg(feature = "sqlite")]
+    {
+        e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        let _ = e;
+        false
+    }
+}
+
+/// MySQL/MariaDB `ER_LOCK_WAIT_TIMEOUT`.
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+
+/// The MySQL/MariaDB error number of `e`, when it is that driver's.
+fn mysql_number(e: &(dyn sqlx::error::DatabaseError + 'static)) -> Option<u16> {
+    #[cfg(feature = "mysql")]
+    {
+        e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .map(sqlx::mysql::MySqlDatabaseError::number)
+    }
+    #[cfg(not(feature = "mysql"))]
+    {
+        let _ = e;
+        None
+    }
 }
 
 /// The kind of integrity constraint a statement violated.

@@ -128,18 +128,22 @@ impl GatehouseBuilder {
         self
     }
 
-    /// Checks the keys against their records (recording them on a first
-    /// start, never rotating) and computes the dummy hash.
+    /// Checks that the pool reads causally on a Galera node
+    /// ([`crate::db::ensure_causal_reads`]), checks the keys against their
+    /// records (recording them on a first start, never rotating) and computes
+    /// the dummy hash.
     ///
     /// # Errors
-    /// [`Error::Config`] when no HMAC key was given, or a key is not the
-    /// active recorded one (`gatehouse keys rotate`); [`Error::InvalidInput`]
+    /// [`Error::Config`] when no HMAC key was given, a key is not the
+    /// active recorded one (`gatehouse keys rotate`), or the pool is on a
+    /// Galera node without causal reads (`wsrep_sync_wait`); [`Error::InvalidInput`]
     /// for an inconsistent policy; a database error (migrations not applied).
     pub async fn build(self) -> Result<Gatehouse, Error> {
         let hmac_key = self.hmac_key.ok_or_else(|| Error::Config {
             var: crate::config::HMAC_KEY_VAR,
             reason: "the HMAC key is required: give it with `hmac_key` or `config`".into(),
         })?;
+        crate::db::ensure_causal_reads(&self.db).await?;
         let sessions =
             Sessions::load_with_previous(&self.db, &hmac_key, &self.hmac_previous, self.sessions)
                 .await?;

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::config::{DATA_KEY_VAR, DATA_PREVIOUS_VAR, HMAC_KEY_VAR, HMAC_PREVIOUS_VAR};
+use crate::db::retry;
 
 /// `encryption_keys.algorithm` of the HMAC key (type `session`).
 pub const HMAC_ALGORITHM: &str = "HMAC-SHA256";
@@ -155,14 +156,14 @@ where
     // First start: record version 1. A savepoint inside a caller's
     // transaction, so a lost race leaves that transaction usable.
     let now = Utc::now();
-    let inserted = async {
+    let inserted = retry(db, "keys.record_first", || async {
         let txn = db.begin().await?;
         Entity::insert(new_record(key_type, 1, fingerprint, algorithm, now))
             .exec_without_returning(&txn)
             .await?;
         txn.commit().await?;
-        Ok::<_, Error>(())
-    }
+        Ok(())
+    })
     .await;
     match inserted {
         Ok(()) => {}

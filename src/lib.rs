@@ -407,7 +407,7 @@ pub use accounts::{
 pub use api_keys::{ApiKey, NewApiKey, VerifiedKey};
 pub use client::ClientInfo;
 pub use config::Config;
-pub use error::{Constraint, Error, ReadOnly, constraint_violation};
+pub use error::{Constraint, Contention, Error, ReadOnly, constraint_violation, contention};
 pub use gatehouse_entity as entity;
 pub use gatehouse_migration::Migrator;
 pub use handle::{Gatehouse, GatehouseBuilder};

@@ -36,6 +36,9 @@
 //!
 //! Every failure is also recorded in `failed_login_attempts` with its factor
 //! (password, OTP, backup code), for the audit trail and sessions' risk score.
+//!
+//! Each slot statement is its own unit for [`db::retry`](mod@crate::db::retry): one that a
+//! concurrent conflict rolled back counted nothing, so it runs again alone.
 
 use std::net::IpAddr;
 
@@ -48,6 +51,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::db::retry;
 use crate::{Error, crypto};
 
 /// Longest back-off between two attempts of one source, whatever the policy's doubling gives.
@@ -250,7 +254,11 @@ async fn insert_first<C: ConnectionTrait>(
         DbBackend::MySql => stmt.sql.replacen("INSERT", "INSERT IGNORE", 1),
         _ => format!("{} ON CONFLICT DO NOTHING", stmt.sql),
     };
-    Ok(db.execute_raw(stmt).await?.rows_affected() == 1)
+    let inserted = retry(db, "lockout.claim", || async {
+        Ok(db.execute_raw(stmt.clone()).await?)
+    })
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// `UPDATE login_throttles` counting one more attempt, if the source may make one now.
@@ -295,7 +303,11 @@ async fn claim_source<C: ConnectionTrait>(
                     .add(Expr::expr(waited).eq(Expr::val(true))),
             ),
         );
-    Ok(db.execute(&stmt).await?.rows_affected() == 1)
+    let claimed = retry(db, "lockout.claim", || async {
+        Ok(db.execute(&stmt).await?)
+    })
+    .await?;
+    Ok(claimed.rows_affected() == 1)
 }
 
 /// Counts the attempt against the account's ceiling, unless it is locked;
@@ -334,9 +346,11 @@ async fn claim_account<C: ConnectionTrait>(
                     .add(U::LockedUntil.is_null())
                     .add(U::FailedLoginCount.lt(policy.account_max_failures)),
             ),
-        )
-        .exec(db)
-        .await?;
+        );
+    let counted = retry(db, "lockout.claim", || async {
+        Ok(counted.clone().exec(db).await?)
+    })
+    .await?;
     Ok(counted.rows_affected == 1)
 }
 
@@ -373,23 +387,32 @@ async fn refusal<C: ConnectionTrait>(
 pub(crate) async fn release<C: ConnectionTrait>(db: &C, attempt: &Attempt) -> Result<(), Error> {
     use login_throttles::Column as T;
     use sea_orm::sea_query::ExprTrait;
-    login_throttles::Entity::update_many()
-        .col_expr(T::Failures, Expr::col(T::Failures).sub(1))
-        .filter(T::Subject.eq(attempt.subject))
-        .filter(T::Source.eq(attempt.source.as_str()))
-        .filter(T::Failures.gt(0))
-        .exec(db)
-        .await?;
-    if attempt.account_counted {
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::FailedLoginCount,
-                Expr::col(users::Column::FailedLoginCount).sub(1),
-            )
-            .filter(users::Column::Id.eq(attempt.account))
-            .filter(users::Column::FailedLoginCount.gt(0))
+    // Each statement is its own unit: one that failed gave nothing back.
+    retry(db, "lockout.release", || async {
+        login_throttles::Entity::update_many()
+            .col_expr(T::Failures, Expr::col(T::Failures).sub(1))
+            .filter(T::Subject.eq(attempt.subject))
+            .filter(T::Source.eq(attempt.source.as_str()))
+            .filter(T::Failures.gt(0))
             .exec(db)
             .await?;
+        Ok(())
+    })
+    .await?;
+    if attempt.account_counted {
+        retry(db, "lockout.release", || async {
+            users::Entity::update_many()
+                .col_expr(
+                    users::Column::FailedLoginCount,
+                    Expr::col(users::Column::FailedLoginCount).sub(1),
+                )
+                .filter(users::Column::Id.eq(attempt.account))
+                .filter(users::Column::FailedLoginCount.gt(0))
+                .exec(db)
+                .await?;
+            Ok(())
+        })
+        .await?;
     }
     Ok(())
 }

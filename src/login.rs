@@ -24,6 +24,10 @@
 //! `failed_login_attempts` row with the factor, the account lock when its
 //! ceiling is reached, and a `login` audit row with outcome `failure`, the
 //! account's id when known, the factor and the normalized identifier.
+//!
+//! On a pool, each write above (each slot statement, the failure transaction,
+//! the completion transaction) is retried on its own after a concurrent
+//! conflict, never the login as a whole: see [`db::retry`](mod@crate::db::retry) for why.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -43,6 +47,7 @@ use crate::Error;
 use crate::accounts::{Account, Accounts, Identifier, PasswordHasher, validate};
 use crate::audit::{AuditEntry, event_types::LOGIN};
 use crate::client::ClientInfo;
+use crate::db::retry;
 use crate::lockout::{self, Failure};
 use crate::mfa::{Mfa, backup, totp};
 use crate::sessions::{CreatedSession, Sessions};
@@ -305,126 +310,147 @@ where
         None
     };
 
-    // 6. Completion, in one transaction.
-    let txn = db.begin().await?;
-    let second_factor = match &pending {
-        None => None,
-        Some(Pending::Step { config_id, step }) => {
-            if !Mfa::use_step(&txn, *config_id, *step, now).await? {
-                txn.rollback().await?;
-                lockout::release(db, &attempt).await?;
-                return Err(audit_replay(db, user, &client, AttemptKind::Otp, now).await?);
-            }
-            Some(SecondFactor::Totp)
-        }
-        Some(Pending::Backup(code)) => {
-            let mfa = mfa.expect("a pending backup code comes with the MFA service");
-            match mfa.use_backup_code(&txn, user.id, code, now).await? {
-                backup::Consumed::Now => Some(SecondFactor::BackupCode),
-                backup::Consumed::Before => {
+    // 6. Completion, in one transaction: a unit of its own (`db::retry`),
+    // whose conditional writes check everything again when it runs again.
+    let completed = retry(db, "login.complete", || async {
+        let txn = db.begin().await?;
+        let second_factor = match &pending {
+            None => None,
+            Some(Pending::Step { config_id, step }) => {
+                if !Mfa::use_step(&txn, *config_id, *step, now).await? {
                     txn.rollback().await?;
-                    lockout::release(db, &attempt).await?;
-                    return Err(
-                        audit_replay(db, user, &client, AttemptKind::BackupCode, now).await?,
-                    );
+                    return Ok(Completion::Replayed(AttemptKind::Otp));
                 }
-                backup::Consumed::Unknown => {
-                    txn.rollback().await?;
-                    return Err(fail(
-                        db,
-                        accounts,
-                        Some(user),
-                        &client,
-                        AttemptKind::BackupCode,
-                        "wrong backup code",
-                        Error::InvalidCredentials,
+                Some(SecondFactor::Totp)
+            }
+            Some(Pending::Backup(code)) => {
+                let mfa = mfa.expect("a pending backup code comes with the MFA service");
+                match mfa.use_backup_code(&txn, user.id, code, now).await? {
+                    backup::Consumed::Now => Some(SecondFactor::BackupCode),
+                    backup::Consumed::Before => {
+                        txn.rollback().await?;
+                        return Ok(Completion::Replayed(AttemptKind::BackupCode));
+                    }
+                    backup::Consumed::Unknown => {
+                        txn.rollback().await?;
+                        return Ok(Completion::WrongBackupCode);
+                    }
+                }
+            }
+        };
+        let mut completion = users::Entity::update_many()
+            .col_expr(users::Column::FailedLoginCount, Expr::value(0))
+            .col_expr(users::Column::LastLoginAt, Expr::value(now))
+            .col_expr(users::Column::LastLoginIp, Expr::value(client.ip.clone()))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(user.id))
+            .filter(live_and_unlocked(now))
+            // The password verified is still the account's: a change or reset
+            // that committed meanwhile (and revoked the sessions it saw) wins.
+            .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()));
+        if let Some(renewed) = &renewed {
+            completion =
+                completion.col_expr(users::Column::PasswordHash, Expr::value(renewed.as_str()));
+        }
+        if mfa_config.is_none() {
+            use sea_orm::sea_query::ExprTrait;
+            // Nor was MFA turned on meanwhile.
+            completion = completion.filter(
+                Condition::all().not().add(Expr::exists(
+                    sea_orm::sea_query::Query::select()
+                        .expr(Expr::val(1))
+                        .from(mfa_configurations::Entity)
+                        .and_where(
+                            Expr::col((
+                                mfa_configurations::Entity,
+                                mfa_configurations::Column::UserId,
+                            ))
+                            .equals((users::Entity, users::Column::Id)),
+                        )
+                        .and_where(
+                            Expr::col((
+                                mfa_configurations::Entity,
+                                mfa_configurations::Column::IsEnabled,
+                            ))
+                            .eq(true),
+                        )
+                        .to_owned(),
+                )),
+            );
+        }
+        if completion.exec(&txn).await?.rows_affected != 1 {
+            // Locked, disabled, deleted, its password changed or MFA turned on
+            // while the login ran.
+            txn.rollback().await?;
+            return Ok(Completion::AccountChanged);
+        }
+        let session = match sessions {
+            Some(sessions) => Some(
+                sessions
+                    .insert(
+                        &txn,
+                        user.id,
+                        ClientInfo {
+                            ip: client.ip.as_deref(),
+                            user_agent: client.user_agent,
+                        },
                         now,
                     )
-                    .await?);
-                }
-            }
+                    .await?,
+            ),
+            None => None,
+        };
+        let mut entry = AuditEntry::new(LOGIN, action(second_factor))
+            .user(user.id)
+            .client(client.ip.as_deref(), client.user_agent);
+        if let Some(created) = &session {
+            entry = entry.session(created.session.id);
+        }
+        entry.record(&txn, now).await?;
+        txn.commit().await?;
+        Ok(Completion::Done {
+            session,
+            second_factor,
+        })
+    })
+    .await?;
+    // Outside the unit: a refusal is recorded once, however often it ran.
+    let (session, second_factor) = match completed {
+        Completion::Done {
+            session,
+            second_factor,
+        } => (session, second_factor),
+        Completion::Replayed(kind) => {
+            lockout::release(db, &attempt).await?;
+            return Err(audit_replay(db, user, &client, kind, now).await?);
+        }
+        Completion::WrongBackupCode => {
+            return Err(fail(
+                db,
+                accounts,
+                Some(user),
+                &client,
+                AttemptKind::BackupCode,
+                "wrong backup code",
+                Error::InvalidCredentials,
+                now,
+            )
+            .await?);
+        }
+        Completion::AccountChanged => {
+            return Err(fail(
+                db,
+                accounts,
+                Some(user),
+                &client,
+                AttemptKind::Password,
+                "account changed during login",
+                Error::InvalidCredentials,
+                now,
+            )
+            .await?);
         }
     };
-    let mut completion = users::Entity::update_many()
-        .col_expr(users::Column::FailedLoginCount, Expr::value(0))
-        .col_expr(users::Column::LastLoginAt, Expr::value(now))
-        .col_expr(users::Column::LastLoginIp, Expr::value(client.ip.clone()))
-        .col_expr(users::Column::UpdatedAt, Expr::value(now))
-        .filter(users::Column::Id.eq(user.id))
-        .filter(live_and_unlocked(now))
-        // The password verified is still the account's: a change or reset
-        // that committed meanwhile (and revoked the sessions it saw) wins.
-        .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()));
-    if let Some(renewed) = renewed {
-        completion = completion.col_expr(users::Column::PasswordHash, Expr::value(renewed));
-    }
-    if mfa_config.is_none() {
-        use sea_orm::sea_query::ExprTrait;
-        // Nor was MFA turned on meanwhile.
-        completion = completion.filter(
-            Condition::all().not().add(Expr::exists(
-                sea_orm::sea_query::Query::select()
-                    .expr(Expr::val(1))
-                    .from(mfa_configurations::Entity)
-                    .and_where(
-                        Expr::col((
-                            mfa_configurations::Entity,
-                            mfa_configurations::Column::UserId,
-                        ))
-                        .equals((users::Entity, users::Column::Id)),
-                    )
-                    .and_where(
-                        Expr::col((
-                            mfa_configurations::Entity,
-                            mfa_configurations::Column::IsEnabled,
-                        ))
-                        .eq(true),
-                    )
-                    .to_owned(),
-            )),
-        );
-    }
-    let completed = completion.exec(&txn).await?;
-    if completed.rows_affected != 1 {
-        // Locked, disabled, deleted, its password changed or MFA turned on
-        // while the login ran.
-        txn.rollback().await?;
-        return Err(fail(
-            db,
-            accounts,
-            Some(user),
-            &client,
-            AttemptKind::Password,
-            "account changed during login",
-            Error::InvalidCredentials,
-            now,
-        )
-        .await?);
-    }
-    let session = match sessions {
-        Some(sessions) => Some(
-            sessions
-                .insert(
-                    &txn,
-                    user.id,
-                    ClientInfo {
-                        ip: client.ip.as_deref(),
-                        user_agent: client.user_agent,
-                    },
-                    now,
-                )
-                .await?,
-        ),
-        None => None,
-    };
-    let mut entry = AuditEntry::new(LOGIN, action(second_factor))
-        .user(user.id)
-        .client(client.ip.as_deref(), client.user_agent);
-    if let Some(created) = &session {
-        entry = entry.session(created.session.id);
-    }
-    entry.record(&txn, now).await?;
-    txn.commit().await?;
     let mut account = Account::from(user.clone());
     account.failed_login_count = 0;
     account.last_login_at = Some(now);
@@ -435,6 +461,22 @@ where
         session,
         second_factor,
     })
+}
+
+/// How the completion unit ended.
+enum Completion {
+    /// The login completed, with its session when one was asked for.
+    Done {
+        session: Option<CreatedSession>,
+        second_factor: Option<SecondFactor>,
+    },
+    /// The TOTP step or backup code was used meanwhile.
+    Replayed(AttemptKind),
+    /// The backup code is not one of the account's.
+    WrongBackupCode,
+    /// The account was locked, disabled, deleted, its password changed or MFA
+    /// turned on while the login ran.
+    AccountChanged,
 }
 
 /// The client and identifier of an attempt, normalized, as failures record them.
@@ -529,25 +571,29 @@ where
     H: PasswordHasher,
 {
     let user_id = user.map(|u| u.id);
-    let txn = db.begin().await?;
-    lockout::record_failure(
-        &txn,
-        &accounts.policy().lockout,
-        Failure {
-            user_id,
-            identifier: client.identifier.as_str(),
-            kind,
-            ip_address: client.ip.as_deref(),
-            user_agent: client.user_agent,
-            reason,
-        },
-        now,
-    )
-    .await?;
-    failure_entry(user_id, client, kind, reason)
-        .record(&txn, now)
+    retry(db, "login.fail", || async {
+        let txn = db.begin().await?;
+        lockout::record_failure(
+            &txn,
+            &accounts.policy().lockout,
+            Failure {
+                user_id,
+                identifier: client.identifier.as_str(),
+                kind,
+                ip_address: client.ip.as_deref(),
+                user_agent: client.user_agent,
+                reason,
+            },
+            now,
+        )
         .await?;
-    txn.commit().await?;
+        failure_entry(user_id, client, kind, reason)
+            .record(&txn, now)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    })
+    .await?;
     Ok(answer)
 }
 

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::audit::AuditEntry;
+use crate::db::retry;
 use crate::lookup::ci_eq;
 
 /// Lowest role level.
@@ -100,58 +101,62 @@ where
             reason: "must be in the future".into(),
         });
     }
-    let txn = db.begin().await?;
-    let role = role(&txn, role_id).await?;
-    if actor == Actor::User(user_id) {
-        return Err(Error::Forbidden(format!(
-            "nobody grants a role to themselves: {} must come from someone else",
-            role.name
-        )));
-    }
-    let carries = role_permissions(&txn, role.id).await?;
-    authorize(
-        &txn,
-        actor,
-        &format!("grant {}", role.name),
-        &[role.level],
-        &carries,
-        now,
-    )
-    .await?;
-    let granted_by = match actor {
-        Actor::User(id) => Some(id),
-        Actor::System => None,
-    };
-    user_roles::Entity::delete_many()
-        .filter(user_roles::Column::UserId.eq(user_id))
-        .filter(user_roles::Column::RoleId.eq(role_id))
-        .filter(user_roles::Column::ExpiresAt.lte(now))
-        .exec(&txn)
+    retry(db, "rbac.grant_role", || async {
+        let txn = db.begin().await?;
+        let role = role(&txn, role_id).await?;
+        if actor == Actor::User(user_id) {
+            return Err(Error::Forbidden(format!(
+                "nobody grants a role to themselves: {} must come from someone else",
+                role.name
+            )));
+        }
+        let carries = role_permissions(&txn, role.id).await?;
+        authorize(
+            &txn,
+            actor,
+            &format!("grant {}", role.name),
+            &[role.level],
+            &carries,
+            now,
+        )
         .await?;
-    user_roles::ActiveModel {
-        user_id: Set(user_id),
-        role_id: Set(role_id),
-        granted_by: Set(granted_by),
-        granted_at: Set(now),
-        expires_at: Set(expires_at),
-    }
-    .insert(&txn)
+        let granted_by = match actor {
+            Actor::User(id) => Some(id),
+            Actor::System => None,
+        };
+        user_roles::Entity::delete_many()
+            .filter(user_roles::Column::UserId.eq(user_id))
+            .filter(user_roles::Column::RoleId.eq(role_id))
+            .filter(user_roles::Column::ExpiresAt.lte(now))
+            .exec(&txn)
+            .await?;
+        user_roles::ActiveModel {
+            user_id: Set(user_id),
+            role_id: Set(role_id),
+            granted_by: Set(granted_by),
+            granted_at: Set(now),
+            expires_at: Set(expires_at),
+        }
+        .insert(&txn)
+        .await?;
+        audit(
+            &txn,
+            actor,
+            "role.grant",
+            ("user", user_id),
+            json!({
+                "role": role.name,
+                "role_id": role.id,
+                "level": role.level,
+                "expires_at": expires_at.map(|t| t.to_rfc3339()),
+            }),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    })
     .await?;
-    audit(
-        &txn,
-        actor,
-        "role.grant",
-        ("user", user_id),
-        json!({
-            "role": role.name,
-            "role_id": role.id,
-            "level": role.level,
-            "expires_at": expires_at.map(|t| t.to_rfc3339()),
-        }),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
     Ok(())
 }
 
@@ -190,42 +195,46 @@ pub async fn revoke_role<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let txn = db.begin().await?;
-    let role = role(&txn, role_id).await?;
-    let carries = role_permissions(&txn, role.id).await?;
-    authorize(
-        &txn,
-        actor,
-        &format!("revoke {}", role.name),
-        &[role.level],
-        &carries,
-        now,
-    )
-    .await?;
-    ensure_outranks(&txn, actor, user_id, "revoke a role from", now).await?;
-    let deleted = user_roles::Entity::delete_many()
-        .filter(user_roles::Column::UserId.eq(user_id))
-        .filter(user_roles::Column::RoleId.eq(role_id))
-        .exec(&txn)
+    retry(db, "rbac.revoke_role", || async {
+        let txn = db.begin().await?;
+        let role = role(&txn, role_id).await?;
+        let carries = role_permissions(&txn, role.id).await?;
+        authorize(
+            &txn,
+            actor,
+            &format!("revoke {}", role.name),
+            &[role.level],
+            &carries,
+            now,
+        )
         .await?;
-    if deleted.rows_affected == 0 {
-        return Err(Error::NotFound(format!(
-            "grant of role {} to user {user_id}",
-            role.name
-        )));
-    }
-    audit(
-        &txn,
-        actor,
-        "role.revoke",
-        ("user", user_id),
-        json!({ "role": role.name, "role_id": role.id, "level": role.level }),
-        now,
-    )
+        ensure_outranks(&txn, actor, user_id, "revoke a role from", now).await?;
+        let deleted = user_roles::Entity::delete_many()
+            .filter(user_roles::Column::UserId.eq(user_id))
+            .filter(user_roles::Column::RoleId.eq(role_id))
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::NotFound(format!(
+                "grant of role {} to user {user_id}",
+                role.name
+            )));
+        }
+        audit(
+            &txn,
+            actor,
+            "role.revoke",
+            ("user", user_id),
+            json!({ "role": role.name, "role_id": role.id, "level": role.level }),
+            now,
+        )
+        .await?;
+        // Rights a session was opened with are gone: the user signs in again.
+        crate::sessions::revoke_sessions(&txn, user_id, None, REASON_ROLE_REVOKED, now).await?;
+        txn.commit().await?;
+        Ok(())
+    })
     .await?;
-    // Rights a session was opened with are gone: the user signs in again.
-    crate::sessions::revoke_sessions(&txn, user_id, None, REASON_ROLE_REVOKED, now).await?;
-    txn.commit().await?;
     Ok(())
 }
 
@@ -459,29 +468,33 @@ where
     if let Some(text) = description {
         check_description(text)?;
     }
-    let txn = db.begin().await?;
-    authorize(&txn, actor, &format!("create {name}"), &[level], &[], now).await?;
-    let role = roles::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set(name),
-        description: Set(description.map(str::to_owned)),
-        level: Set(level),
-        is_system: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    let role = retry(db, "rbac.create_role", || async {
+        let txn = db.begin().await?;
+        authorize(&txn, actor, &format!("create {name}"), &[level], &[], now).await?;
+        let role = roles::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            name: Set(name.clone()),
+            description: Set(description.map(str::to_owned)),
+            level: Set(level),
+            is_system: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        audit(
+            &txn,
+            actor,
+            "role.create",
+            ("role", role.id),
+            json!({ "role": role.name, "level": role.level, "description": role.description }),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(role)
+    })
     .await?;
-    audit(
-        &txn,
-        actor,
-        "role.create",
-        ("role", role.id),
-        json!({ "role": role.name, "level": role.level, "description": role.description }),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
     Ok(role)
 }
 
@@ -516,45 +529,49 @@ where
     if let Some(Some(text)) = update.description {
         check_description(text)?;
     }
-    let txn = db.begin().await?;
-    let old = custom_role(&txn, role_id, "changed").await?;
-    let new_level = update.level.unwrap_or(old.level);
-    let carries = role_permissions(&txn, old.id).await?;
-    authorize(
-        &txn,
-        actor,
-        &format!("change {}", old.name),
-        &[old.level, new_level],
-        &carries,
-        now,
-    )
+    let new = retry(db, "rbac.update_role", || async {
+        let txn = db.begin().await?;
+        let old = custom_role(&txn, role_id, "changed").await?;
+        let new_level = update.level.unwrap_or(old.level);
+        let carries = role_permissions(&txn, old.id).await?;
+        authorize(
+            &txn,
+            actor,
+            &format!("change {}", old.name),
+            &[old.level, new_level],
+            &carries,
+            now,
+        )
+        .await?;
+        let mut change = roles::ActiveModel {
+            id: Set(old.id),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        if let Some(level) = update.level {
+            change.level = Set(level);
+        }
+        if let Some(description) = update.description {
+            change.description = Set(description.map(str::to_owned));
+        }
+        let new = change.update(&txn).await?;
+        audit(
+            &txn,
+            actor,
+            "role.update",
+            ("role", new.id),
+            json!({
+                "role": new.name,
+                "level": { "old": old.level, "new": new.level },
+                "description": { "old": old.description, "new": new.description },
+            }),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(new)
+    })
     .await?;
-    let mut change = roles::ActiveModel {
-        id: Set(old.id),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    if let Some(level) = update.level {
-        change.level = Set(level);
-    }
-    if let Some(description) = update.description {
-        change.description = Set(description.map(str::to_owned));
-    }
-    let new = change.update(&txn).await?;
-    audit(
-        &txn,
-        actor,
-        "role.update",
-        ("role", new.id),
-        json!({
-            "role": new.name,
-            "level": { "old": old.level, "new": new.level },
-            "description": { "old": old.description, "new": new.description },
-        }),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
     Ok(new)
 }
 
@@ -575,32 +592,36 @@ pub async fn delete_role<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let txn = db.begin().await?;
-    let role = custom_role(&txn, role_id, "deleted").await?;
-    let carries = role_permissions(&txn, role.id).await?;
-    let what = format!("delete {}", role.name);
-    authorize(&txn, actor, &what, &[role.level], &carries, now).await?;
-    ensure_outranks_holders(&txn, actor, &role, &what, now).await?;
-    let holders = user_roles::Entity::find()
-        .filter(user_roles::Column::RoleId.eq(role.id))
-        .count(&txn)
+    retry(db, "rbac.delete_role", || async {
+        let txn = db.begin().await?;
+        let role = custom_role(&txn, role_id, "deleted").await?;
+        let carries = role_permissions(&txn, role.id).await?;
+        let what = format!("delete {}", role.name);
+        authorize(&txn, actor, &what, &[role.level], &carries, now).await?;
+        ensure_outranks_holders(&txn, actor, &role, &what, now).await?;
+        let holders = user_roles::Entity::find()
+            .filter(user_roles::Column::RoleId.eq(role.id))
+            .count(&txn)
+            .await?;
+        roles::Entity::delete_by_id(role.id).exec(&txn).await?;
+        audit(
+            &txn,
+            actor,
+            "role.delete",
+            ("role", role.id),
+            json!({
+                "role": role.name,
+                "level": role.level,
+                "permissions": carries,
+                "grants_removed": holders,
+            }),
+            now,
+        )
         .await?;
-    roles::Entity::delete_by_id(role.id).exec(&txn).await?;
-    audit(
-        &txn,
-        actor,
-        "role.delete",
-        ("role", role.id),
-        json!({
-            "role": role.name,
-            "level": role.level,
-            "permissions": carries,
-            "grants_removed": holders,
-        }),
-        now,
-    )
+        txn.commit().await?;
+        Ok(())
+    })
     .await?;
-    txn.commit().await?;
     Ok(())
 }
 
@@ -623,36 +644,40 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let permission = permission_name(permission)?;
-    let txn = db.begin().await?;
-    let (role, permission) = custom_role_and_permission(&txn, role_id, &permission).await?;
-    let mut carries = role_permissions(&txn, role.id).await?;
-    carries.push(permission.name.clone());
-    authorize(
-        &txn,
-        actor,
-        &format!("give {} to {}", permission.name, role.name),
-        &[role.level],
-        &carries,
-        now,
-    )
+    retry(db, "rbac.add_permission", || async {
+        let txn = db.begin().await?;
+        let (role, permission) = custom_role_and_permission(&txn, role_id, &permission).await?;
+        let mut carries = role_permissions(&txn, role.id).await?;
+        carries.push(permission.name.clone());
+        authorize(
+            &txn,
+            actor,
+            &format!("give {} to {}", permission.name, role.name),
+            &[role.level],
+            &carries,
+            now,
+        )
+        .await?;
+        role_permissions::ActiveModel {
+            role_id: Set(role.id),
+            permission_id: Set(permission.id),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        audit(
+            &txn,
+            actor,
+            "role.permission.add",
+            ("role", role.id),
+            json!({ "role": role.name, "permission": permission.name }),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    })
     .await?;
-    role_permissions::ActiveModel {
-        role_id: Set(role.id),
-        permission_id: Set(permission.id),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    audit(
-        &txn,
-        actor,
-        "role.permission.add",
-        ("role", role.id),
-        json!({ "role": role.name, "permission": permission.name }),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
     Ok(())
 }
 
@@ -676,33 +701,37 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let permission = permission_name(permission)?;
-    let txn = db.begin().await?;
-    let (role, permission) = custom_role_and_permission(&txn, role_id, &permission).await?;
-    let carries = role_permissions(&txn, role.id).await?;
-    let what = format!("take {} from {}", permission.name, role.name);
-    authorize(&txn, actor, &what, &[role.level], &carries, now).await?;
-    ensure_outranks_holders(&txn, actor, &role, &what, now).await?;
-    let deleted = role_permissions::Entity::delete_many()
-        .filter(role_permissions::Column::RoleId.eq(role.id))
-        .filter(role_permissions::Column::PermissionId.eq(permission.id))
-        .exec(&txn)
+    retry(db, "rbac.remove_permission", || async {
+        let txn = db.begin().await?;
+        let (role, permission) = custom_role_and_permission(&txn, role_id, &permission).await?;
+        let carries = role_permissions(&txn, role.id).await?;
+        let what = format!("take {} from {}", permission.name, role.name);
+        authorize(&txn, actor, &what, &[role.level], &carries, now).await?;
+        ensure_outranks_holders(&txn, actor, &role, &what, now).await?;
+        let deleted = role_permissions::Entity::delete_many()
+            .filter(role_permissions::Column::RoleId.eq(role.id))
+            .filter(role_permissions::Column::PermissionId.eq(permission.id))
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::NotFound(format!(
+                "permission {} of role {}",
+                permission.name, role.name
+            )));
+        }
+        audit(
+            &txn,
+            actor,
+            "role.permission.remove",
+            ("role", role.id),
+            json!({ "role": role.name, "permission": permission.name }),
+            now,
+        )
         .await?;
-    if deleted.rows_affected == 0 {
-        return Err(Error::NotFound(format!(
-            "permission {} of role {}",
-            permission.name, role.name
-        )));
-    }
-    audit(
-        &txn,
-        actor,
-        "role.permission.remove",
-        ("role", role.id),
-        json!({ "role": role.name, "permission": permission.name }),
-        now,
-    )
+        txn.commit().await?;
+        Ok(())
+    })
     .await?;
-    txn.commit().await?;
     Ok(())
 }
 

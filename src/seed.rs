@@ -12,6 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::Error;
+use crate::db::retry;
 
 /// A default role: name, level, description. Every default role is a system role.
 pub const DEFAULT_ROLES: [(&str, i32, &str); 4] = [
@@ -70,60 +71,64 @@ pub async fn seed<C>(db: &C) -> Result<(), Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let txn = db.begin().await?;
-    let now = Utc::now();
-    roles::Entity::insert_many(DEFAULT_ROLES.iter().map(|(name, level, description)| {
-        roles::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            name: Set((*name).to_owned()),
-            description: Set(Some((*description).to_owned())),
-            level: Set(*level),
-            is_system: Set(true),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-    }))
-    .on_conflict(skip_existing(roles::Column::Id))
-    .exec_without_returning(&txn)
-    .await?;
-    permissions::Entity::insert_many(DEFAULT_PERMISSIONS.iter().map(
-        |(resource, action, description)| permissions::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            name: Set(format!("{resource}.{action}")),
-            resource: Set((*resource).to_owned()),
-            action: Set((*action).to_owned()),
-            description: Set(Some((*description).to_owned())),
-            created_at: Set(now),
-        },
-    ))
-    .on_conflict(skip_existing(permissions::Column::Id))
-    .exec_without_returning(&txn)
-    .await?;
-
-    let role_names: Vec<&str> = DEFAULT_ROLES.iter().map(|r| r.0).collect();
-    let roles = roles::Entity::find()
-        .filter(roles::Column::Name.is_in(role_names))
-        .all(&txn)
+    retry(db, "seed.seed", || async {
+        let txn = db.begin().await?;
+        let now = Utc::now();
+        roles::Entity::insert_many(DEFAULT_ROLES.iter().map(|(name, level, description)| {
+            roles::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                name: Set((*name).to_owned()),
+                description: Set(Some((*description).to_owned())),
+                level: Set(*level),
+                is_system: Set(true),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+        }))
+        .on_conflict(skip_existing(roles::Column::Id))
+        .exec_without_returning(&txn)
         .await?;
-    let permissions = permissions::Entity::find().all(&txn).await?;
-    let mut grants = Vec::new();
-    for role in &roles {
-        for name in default_grants(&role.name) {
-            if let Some(permission) = permissions.iter().find(|p| p.name == name) {
-                grants.push(role_permissions::ActiveModel {
-                    role_id: Set(role.id),
-                    permission_id: Set(permission.id),
-                    created_at: Set(now),
-                });
+        permissions::Entity::insert_many(DEFAULT_PERMISSIONS.iter().map(
+            |(resource, action, description)| permissions::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                name: Set(format!("{resource}.{action}")),
+                resource: Set((*resource).to_owned()),
+                action: Set((*action).to_owned()),
+                description: Set(Some((*description).to_owned())),
+                created_at: Set(now),
+            },
+        ))
+        .on_conflict(skip_existing(permissions::Column::Id))
+        .exec_without_returning(&txn)
+        .await?;
+
+        let role_names: Vec<&str> = DEFAULT_ROLES.iter().map(|r| r.0).collect();
+        let roles = roles::Entity::find()
+            .filter(roles::Column::Name.is_in(role_names))
+            .all(&txn)
+            .await?;
+        let permissions = permissions::Entity::find().all(&txn).await?;
+        let mut grants = Vec::new();
+        for role in &roles {
+            for name in default_grants(&role.name) {
+                if let Some(permission) = permissions.iter().find(|p| p.name == name) {
+                    grants.push(role_permissions::ActiveModel {
+                        role_id: Set(role.id),
+                        permission_id: Set(permission.id),
+                        created_at: Set(now),
+                    });
+                }
             }
         }
-    }
-    if !grants.is_empty() {
-        role_permissions::Entity::insert_many(grants)
-            .on_conflict(skip_existing(role_permissions::Column::RoleId))
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    txn.commit().await?;
+        if !grants.is_empty() {
+            role_permissions::Entity::insert_many(grants)
+                .on_conflict(skip_existing(role_permissions::Column::RoleId))
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    })
+    .await?;
     Ok(())
 }

@@ -96,6 +96,7 @@ use uuid::Uuid;
 
 use crate::client::ClientInfo;
 use crate::config::HmacKey;
+use crate::db::retry;
 use crate::keys::HMAC_ALGORITHM as SEAL_ALGORITHM;
 use crate::{Error, crypto, keys};
 
@@ -461,9 +462,13 @@ impl Sessions {
     where
         C: ConnectionTrait + TransactionTrait,
     {
-        let txn = db.begin().await?;
-        let created = self.insert(&txn, user_id, client, now).await?;
-        txn.commit().await?;
+        let created = retry(db, "sessions.create", || async {
+            let txn = db.begin().await?;
+            let created = self.insert(&txn, user_id, client, now).await?;
+            txn.commit().await?;
+            Ok(created)
+        })
+        .await?;
         Ok(created)
     }
 
@@ -617,19 +622,23 @@ impl Sessions {
             .as_deref()
             .is_some_and(|stored| crypto::constant_time_eq(stored.as_bytes(), expected.as_bytes()));
         if !sealed {
-            let txn = db.begin().await?;
-            audit(
-                &txn,
-                &session,
-                SessionEvent::TamperDetected,
-                Some("seal mismatch; session revoked"),
-                None,
-                ip_hash,
-                now,
-            )
+            retry(db, "sessions.validate", || async {
+                let txn = db.begin().await?;
+                audit(
+                    &txn,
+                    &session,
+                    SessionEvent::TamperDetected,
+                    Some("seal mismatch; session revoked"),
+                    None,
+                    ip_hash.clone(),
+                    now,
+                )
+                .await?;
+                mark_revoked(&txn, session.id, REASON_TAMPERED, now).await?;
+                txn.commit().await?;
+                Ok(())
+            })
             .await?;
-            mark_revoked(&txn, session.id, REASON_TAMPERED, now).await?;
-            txn.commit().await?;
             return Err(Error::Integrity("session seal mismatch".into()));
         }
         if now >= session.expires_at || now >= session.last_activity_at + self.policy.idle_timeout {
@@ -960,32 +969,36 @@ where
 {
     check_reason(reason)?;
     let now = now.trunc_subsecs(6);
-    let txn = db.begin().await?;
-    let mut live = sessions::Entity::find()
-        .filter(sessions::Column::UserId.eq(user_id))
-        .filter(sessions::Column::IsRevoked.eq(false));
-    if let Some(keep) = keep {
-        live = live.filter(sessions::Column::Id.ne(keep));
-    }
-    let live = live.all(&txn).await?;
-    let mut revoked = 0;
-    for chunk in live.chunks(REVOKE_BATCH) {
-        let ids: Vec<Uuid> = chunk.iter().map(|s| s.id).collect();
-        let result = revoke_update(now, reason)
-            .filter(sessions::Column::Id.is_in(ids))
-            .filter(sessions::Column::IsRevoked.eq(false))
-            .exec(&txn)
+    let revoked = retry(db, "sessions.revoke_sessions", || async {
+        let txn = db.begin().await?;
+        let mut live = sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user_id))
+            .filter(sessions::Column::IsRevoked.eq(false));
+        if let Some(keep) = keep {
+            live = live.filter(sessions::Column::Id.ne(keep));
+        }
+        let live = live.all(&txn).await?;
+        let mut revoked = 0;
+        for chunk in live.chunks(REVOKE_BATCH) {
+            let ids: Vec<Uuid> = chunk.iter().map(|s| s.id).collect();
+            let result = revoke_update(now, reason)
+                .filter(sessions::Column::Id.is_in(ids))
+                .filter(sessions::Column::IsRevoked.eq(false))
+                .exec(&txn)
+                .await?;
+            revoked += result.rows_affected;
+            session_audit_log::Entity::insert_many(
+                chunk
+                    .iter()
+                    .map(|s| audit_row(s, SessionEvent::Revoked, Some(reason), None, None, now)),
+            )
+            .exec_without_returning(&txn)
             .await?;
-        revoked += result.rows_affected;
-        session_audit_log::Entity::insert_many(
-            chunk
-                .iter()
-                .map(|s| audit_row(s, SessionEvent::Revoked, Some(reason), None, None, now)),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-    }
-    txn.commit().await?;
+        }
+        txn.commit().await?;
+        Ok(revoked)
+    })
+    .await?;
     Ok(revoked)
 }
 
@@ -1057,12 +1070,25 @@ async fn revoke_audited<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let txn = db.begin().await?;
-    let revoked = mark_revoked(&txn, session.id, reason, now).await?;
-    if revoked {
-        audit(&txn, session, event, Some(reason), risk_score, ip_hash, now).await?;
-    }
-    txn.commit().await?;
+    let revoked = retry(db, "sessions.revoke_audited", || async {
+        let txn = db.begin().await?;
+        let revoked = mark_revoked(&txn, session.id, reason, now).await?;
+        if revoked {
+            audit(
+                &txn,
+                session,
+                event,
+                Some(reason),
+                risk_score,
+                ip_hash.clone(),
+                now,
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(revoked)
+    })
+    .await?;
     Ok(revoked)
 }
 

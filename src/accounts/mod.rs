@@ -28,6 +28,7 @@ pub use listing::{LIST_OFFSET_MAX, list_users};
 pub use validate::Identifier;
 
 use crate::client::ClientInfo;
+use crate::db::retry;
 use crate::lockout::{self, Failure, LockoutPolicy};
 use crate::{Error, crypto};
 
@@ -334,37 +335,43 @@ impl<H: PasswordHasher> Accounts<H> {
             None => None,
         };
         let password_hash = self.hash(password.into()).await?;
-        let txn = db.begin().await?;
-        let user = users::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            email_folded: Set(validate::fold(&email)),
-            username_folded: Set(validate::fold(&username)),
-            email: Set(email),
-            username: Set(username),
-            password_hash: Set(password_hash),
-            is_active: Set(true),
-            is_verified: Set(false),
-            is_locked: Set(false),
-            failed_login_count: Set(0),
-            password_changed_at: Set(Some(now)),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        if let Some(role) = default_role {
-            user_roles::ActiveModel {
-                user_id: Set(user.id),
-                role_id: Set(role.id),
-                granted_by: Set(None),
-                granted_at: Set(now),
-                expires_at: Set(None),
+        let (email, username, password_hash) = (&email, &username, &password_hash);
+        let default_role = default_role.as_ref();
+        let user = retry(db, "accounts.register", move || async move {
+            let txn = db.begin().await?;
+            let user = users::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                email_folded: Set(validate::fold(email)),
+                username_folded: Set(validate::fold(username)),
+                email: Set(email.clone()),
+                username: Set(username.clone()),
+                password_hash: Set(password_hash.clone()),
+                is_active: Set(true),
+                is_verified: Set(false),
+                is_locked: Set(false),
+                failed_login_count: Set(0),
+                password_changed_at: Set(Some(now)),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
             }
             .insert(&txn)
             .await?;
-        }
-        txn.commit().await?;
+            if let Some(role) = default_role {
+                user_roles::ActiveModel {
+                    user_id: Set(user.id),
+                    role_id: Set(role.id),
+                    granted_by: Set(None),
+                    granted_at: Set(now),
+                    expires_at: Set(None),
+                }
+                .insert(&txn)
+                .await?;
+            }
+            txn.commit().await?;
+            Ok(user)
+        })
+        .await?;
         Ok(user.into())
     }
 
@@ -441,60 +448,68 @@ impl<H: PasswordHasher> Accounts<H> {
             self.dummy_hash()
         };
         if !(self.verify(current, phc).await? && unlocked) {
-            let txn = db.begin().await?;
-            lockout::record_failure(
-                &txn,
-                &self.policy.lockout,
-                Failure {
-                    user_id: Some(user.id),
-                    identifier: &user.username,
-                    kind: AttemptKind::Password,
-                    ip_address: None,
-                    user_agent: None,
-                    reason: "wrong current password",
-                },
-                now,
-            )
+            retry(db, "accounts.change_password.failure", || async {
+                let txn = db.begin().await?;
+                lockout::record_failure(
+                    &txn,
+                    &self.policy.lockout,
+                    Failure {
+                        user_id: Some(user.id),
+                        identifier: &user.username,
+                        kind: AttemptKind::Password,
+                        ip_address: None,
+                        user_agent: None,
+                        reason: "wrong current password",
+                    },
+                    now,
+                )
+                .await?;
+                txn.commit().await?;
+                Ok(())
+            })
             .await?;
-            txn.commit().await?;
             return Err(Error::InvalidCredentials);
         }
         lockout::release(db, &attempt).await?;
         self.ensure_not_reused(db, &user, &new).await?;
         let new_hash = self.hash(new).await?;
-        let txn = db.begin().await?;
-        let updated = users::Entity::update_many()
-            .col_expr(users::Column::PasswordHash, Expr::value(new_hash))
-            .col_expr(users::Column::PasswordChangedAt, Expr::value(now))
-            .col_expr(
-                users::Column::PasswordResetTokenHash,
-                Expr::value(Option::<String>::None),
+        retry(db, "accounts.change_password", || async {
+            let txn = db.begin().await?;
+            let updated = users::Entity::update_many()
+                .col_expr(users::Column::PasswordHash, Expr::value(new_hash.as_str()))
+                .col_expr(users::Column::PasswordChangedAt, Expr::value(now))
+                .col_expr(
+                    users::Column::PasswordResetTokenHash,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    users::Column::PasswordResetExpiresAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(users::Column::UpdatedAt, Expr::value(now))
+                .filter(users::Column::Id.eq(user.id))
+                .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
+                .exec(&txn)
+                .await?;
+            if updated.rows_affected != 1 {
+                return Err(Error::conflict(
+                    "password",
+                    "the password was changed at the same time by another request; sign in again",
+                ));
+            }
+            archive_and_revoke(
+                &txn,
+                &user,
+                Some(user.id),
+                "change",
+                "password changed",
+                now,
             )
-            .col_expr(
-                users::Column::PasswordResetExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(users::Column::UpdatedAt, Expr::value(now))
-            .filter(users::Column::Id.eq(user.id))
-            .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
-            .exec(&txn)
             .await?;
-        if updated.rows_affected != 1 {
-            return Err(Error::conflict(
-                "password",
-                "the password was changed at the same time by another request; sign in again",
-            ));
-        }
-        archive_and_revoke(
-            &txn,
-            &user,
-            Some(user.id),
-            "change",
-            "password changed",
-            now,
-        )
+            txn.commit().await?;
+            Ok(())
+        })
         .await?;
-        txn.commit().await?;
         Ok(())
     }
 
@@ -592,34 +607,38 @@ impl<H: PasswordHasher> Accounts<H> {
         .into();
         self.ensure_not_reused(db, &user, &new).await?;
         let new_hash = self.hash(new).await?;
-        let txn = db.begin().await?;
-        // Consumes the token: a used one keeps its hash with no expiry, so a
-        // second use is told apart from an unknown token.
-        let consumed = users::Entity::update_many()
-            .col_expr(users::Column::PasswordHash, Expr::value(new_hash))
-            .col_expr(users::Column::PasswordChangedAt, Expr::value(now))
-            .col_expr(
-                users::Column::PasswordResetExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                users::Column::LockedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(users::Column::FailedLoginCount, Expr::value(0))
-            .col_expr(users::Column::UpdatedAt, Expr::value(now))
-            .filter(users::Column::Id.eq(user.id))
-            .filter(users::Column::PasswordResetTokenHash.eq(token_hash.as_str()))
-            .filter(users::Column::PasswordResetExpiresAt.gt(now))
-            .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
-            .filter(users::Column::DeletedAt.is_null())
-            .exec(&txn)
-            .await?;
-        if consumed.rows_affected != 1 {
-            return Err(Error::Replayed);
-        }
-        archive_and_revoke(&txn, &user, None, "reset", "password reset", now).await?;
-        txn.commit().await?;
+        retry(db, "accounts.reset_password", || async {
+            let txn = db.begin().await?;
+            // Consumes the token: a used one keeps its hash with no expiry, so a
+            // second use is told apart from an unknown token.
+            let consumed = users::Entity::update_many()
+                .col_expr(users::Column::PasswordHash, Expr::value(new_hash.as_str()))
+                .col_expr(users::Column::PasswordChangedAt, Expr::value(now))
+                .col_expr(
+                    users::Column::PasswordResetExpiresAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(
+                    users::Column::LockedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(users::Column::FailedLoginCount, Expr::value(0))
+                .col_expr(users::Column::UpdatedAt, Expr::value(now))
+                .filter(users::Column::Id.eq(user.id))
+                .filter(users::Column::PasswordResetTokenHash.eq(token_hash.as_str()))
+                .filter(users::Column::PasswordResetExpiresAt.gt(now))
+                .filter(users::Column::PasswordHash.eq(user.password_hash.as_str()))
+                .filter(users::Column::DeletedAt.is_null())
+                .exec(&txn)
+                .await?;
+            if consumed.rows_affected != 1 {
+                return Err(Error::Replayed);
+            }
+            archive_and_revoke(&txn, &user, None, "reset", "password reset", now).await?;
+            txn.commit().await?;
+            Ok(())
+        })
+        .await?;
         get(db, user.id).await
     }
 
@@ -733,56 +752,61 @@ pub async fn refold_identities<C>(db: &C) -> Result<u64, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let txn = db.begin().await?;
-    let mut changed = 0;
-    let mut after: Option<Uuid> = None;
-    loop {
-        let mut page = users::Entity::find()
-            .select_only()
-            .columns([
-                users::Column::Id,
-                users::Column::Email,
-                users::Column::Username,
-                users::Column::EmailFolded,
-                users::Column::UsernameFolded,
-            ])
-            .order_by_asc(users::Column::Id)
-            .limit(REFOLD_BATCH);
-        if let Some(id) = after {
-            page = page.filter(users::Column::Id.gt(id));
-        }
-        let rows: Vec<(Uuid, String, String, String, String)> = page.into_tuple().all(&txn).await?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.0);
-        for (id, email, username, email_folded, username_folded) in &rows {
-            let (email, username) = (validate::fold(email), validate::fold(username));
-            if email == *email_folded && username == *username_folded {
-                continue;
-            }
-            users::Entity::update_many()
-                .col_expr(users::Column::EmailFolded, Expr::value(email.as_str()))
-                .col_expr(
+    let changed = retry(db, "accounts.refold_identities", || async {
+        let txn = db.begin().await?;
+        let mut changed = 0;
+        let mut after: Option<Uuid> = None;
+        loop {
+            let mut page = users::Entity::find()
+                .select_only()
+                .columns([
+                    users::Column::Id,
+                    users::Column::Email,
+                    users::Column::Username,
+                    users::Column::EmailFolded,
                     users::Column::UsernameFolded,
-                    Expr::value(username.as_str()),
-                )
-                .filter(users::Column::Id.eq(*id))
-                .exec(&txn)
-                .await
-                .map_err(|err| match Error::from(err) {
-                    Error::Conflict { field, .. } => Error::conflict(
-                        field,
-                        format!(
-                            "account {id} has the same {field} as another account once \
-                             folded (`{}`); rename one of them, then refold again",
-                            if field == "email" { &email } else { &username }
+                ])
+                .order_by_asc(users::Column::Id)
+                .limit(REFOLD_BATCH);
+            if let Some(id) = after {
+                page = page.filter(users::Column::Id.gt(id));
+            }
+            let rows: Vec<(Uuid, String, String, String, String)> =
+                page.into_tuple().all(&txn).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.0);
+            for (id, email, username, email_folded, username_folded) in &rows {
+                let (email, username) = (validate::fold(email), validate::fold(username));
+                if email == *email_folded && username == *username_folded {
+                    continue;
+                }
+                users::Entity::update_many()
+                    .col_expr(users::Column::EmailFolded, Expr::value(email.as_str()))
+                    .col_expr(
+                        users::Column::UsernameFolded,
+                        Expr::value(username.as_str()),
+                    )
+                    .filter(users::Column::Id.eq(*id))
+                    .exec(&txn)
+                    .await
+                    .map_err(|err| match Error::from(err) {
+                        Error::Conflict { field, .. } => Error::conflict(
+                            field,
+                            format!(
+                                "account {id} has the same {field} as another account once \
+                                 folded (`{}`); rename one of them, then refold again",
+                                if field == "email" { &email } else { &username }
+                            ),
                         ),
-                    ),
-                    other => other,
-                })?;
-            changed += 1;
+                        other => other,
+                    })?;
+                changed += 1;
+            }
         }
-    }
-    txn.commit().await?;
+        txn.commit().await?;
+        Ok(changed)
+    })
+    .await?;
     Ok(changed)
 }
 
@@ -816,19 +840,23 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     crate::rbac::ensure_outranks(db, actor, user_id, "lock", now).await?;
-    let txn = db.begin().await?;
-    let updated = users::Entity::update_many()
-        .col_expr(users::Column::IsLocked, Expr::value(true))
-        .col_expr(users::Column::UpdatedAt, Expr::value(now))
-        .filter(users::Column::Id.eq(user_id))
-        .filter(users::Column::DeletedAt.is_null())
-        .exec(&txn)
-        .await?;
-    if updated.rows_affected != 1 {
-        return Err(Error::NotFound(format!("user {user_id}")));
-    }
-    revoke_sessions(&txn, user_id, "account locked", now).await?;
-    txn.commit().await?;
+    retry(db, "accounts.lock", || async {
+        let txn = db.begin().await?;
+        let updated = users::Entity::update_many()
+            .col_expr(users::Column::IsLocked, Expr::value(true))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::DeletedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        revoke_sessions(&txn, user_id, "account locked", now).await?;
+        txn.commit().await?;
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 
@@ -882,27 +910,31 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     crate::rbac::ensure_outranks(db, actor, user_id, "delete", now).await?;
-    let txn = db.begin().await?;
-    let updated = users::Entity::update_many()
-        .col_expr(users::Column::DeletedAt, Expr::value(now))
-        .col_expr(
-            users::Column::PasswordResetTokenHash,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            users::Column::PasswordResetExpiresAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(users::Column::UpdatedAt, Expr::value(now))
-        .filter(users::Column::Id.eq(user_id))
-        .filter(users::Column::DeletedAt.is_null())
-        .exec(&txn)
-        .await?;
-    if updated.rows_affected != 1 {
-        return Err(Error::NotFound(format!("user {user_id}")));
-    }
-    revoke_sessions(&txn, user_id, "account deleted", now).await?;
-    txn.commit().await?;
+    retry(db, "accounts.soft_delete", || async {
+        let txn = db.begin().await?;
+        let updated = users::Entity::update_many()
+            .col_expr(users::Column::DeletedAt, Expr::value(now))
+            .col_expr(
+                users::Column::PasswordResetTokenHash,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                users::Column::PasswordResetExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::DeletedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(Error::NotFound(format!("user {user_id}")));
+        }
+        revoke_sessions(&txn, user_id, "account deleted", now).await?;
+        txn.commit().await?;
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 

@@ -38,6 +38,7 @@ pub fn status(err: &Error) -> StatusCode {
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::ReadOnly(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Config { .. } | Error::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -70,6 +71,7 @@ fn body(err: &Error) -> Value {
         }
         Error::NotFound(_) => json!({"error": "not_found"}),
         Error::ReadOnly(_) => json!({"error": "unavailable"}),
+        Error::Busy { .. } => json!({"error": "busy", "message": err.to_string()}),
         Error::Config { .. } | Error::Db(_) => json!({"error": "internal"}),
     }
 }
@@ -88,6 +90,9 @@ impl IntoResponse for Error {
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let Error::RateLimited { retry_after_secs } = self {
             headers.insert(

@@ -40,6 +40,7 @@ pub use totp::TotpSecret;
 
 pub use crate::client::ClientInfo;
 use crate::config::{Config, DataKey, HmacKey};
+use crate::db::retry;
 use crate::lockout::{self, Failure, LockoutPolicy};
 use crate::{Error, keys};
 
@@ -181,38 +182,42 @@ impl Mfa {
         let secret = TotpSecret::generate();
         let uri = totp::otpauth_uri(issuer, account, &secret)?;
         let key = self.data_record(db).await?;
-        let txn = db.begin().await?;
-        load_user(&txn, user_id).await?;
-        Entity::delete_many()
-            .filter(Column::UserId.eq(user_id))
-            .filter(Column::IsVerified.eq(false))
-            .exec(&txn)
-            .await?;
-        // A confirmed configuration is still there: the unique user_id refuses the insert.
-        let config = ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(user_id),
-            method: Set(MfaMethod::Totp),
-            secret_encrypted: Set(cipher::seal(&self.data_key, user_id, &secret)),
-            encryption_key_id: Set(Some(key.id)),
-            is_enabled: Set(false),
-            is_verified: Set(false),
-            verified_at: Set(None),
-            last_used_step: Set(None),
-            last_used_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .map_err(|e| match Error::from(e) {
-            Error::Conflict { .. } => Error::conflict(
-                "mfa",
-                "MFA is already enabled for this user; disable it first",
-            ),
-            other => other,
-        })?;
-        txn.commit().await?;
+        let config = retry(db, "mfa.enroll", || async {
+            let txn = db.begin().await?;
+            load_user(&txn, user_id).await?;
+            Entity::delete_many()
+                .filter(Column::UserId.eq(user_id))
+                .filter(Column::IsVerified.eq(false))
+                .exec(&txn)
+                .await?;
+            // A confirmed configuration is still there: the unique user_id refuses the insert.
+            let config = ActiveModel {
+                id: Set(Uuid::now_v7()),
+                user_id: Set(user_id),
+                method: Set(MfaMethod::Totp),
+                secret_encrypted: Set(cipher::seal(&self.data_key, user_id, &secret)),
+                encryption_key_id: Set(Some(key.id)),
+                is_enabled: Set(false),
+                is_verified: Set(false),
+                verified_at: Set(None),
+                last_used_step: Set(None),
+                last_used_at: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict { .. } => Error::conflict(
+                    "mfa",
+                    "MFA is already enabled for this user; disable it first",
+                ),
+                other => other,
+            })?;
+            txn.commit().await?;
+            Ok(config)
+        })
+        .await?;
         Ok(Enrollment {
             config_id: config.id,
             secret,
@@ -244,43 +249,48 @@ impl Mfa {
         C: ConnectionTrait + TransactionTrait,
     {
         let code = totp::parse_code(code)?;
-        let txn = db.begin().await?;
-        // The account's row first: a login completing now queues behind this
-        // change (and sees MFA changed), and the sessions read below include
-        // every login that completed before it.
-        touch_user(&txn, user_id, now).await?;
-        let config = Entity::find()
-            .filter(Column::UserId.eq(user_id))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("MFA enrollment of user {user_id}")))?;
-        if config.is_verified {
-            return Err(Error::conflict("mfa", "MFA is already confirmed"));
-        }
-        let secret = cipher::open_row(&txn, &self.data_key, &self.data_previous, &config).await?;
-        let step = match totp::match_step(&secret, code, now, config.last_used_step) {
-            totp::StepMatch::Fresh(step) => step,
-            totp::StepMatch::Replayed => return Err(Error::Replayed),
-            totp::StepMatch::NoMatch => return Err(Error::InvalidCredentials),
-        };
-        let updated = Entity::update_many()
-            .col_expr(Column::IsVerified, Expr::value(true))
-            .col_expr(Column::IsEnabled, Expr::value(true))
-            .col_expr(Column::VerifiedAt, Expr::value(now))
-            .col_expr(Column::LastUsedStep, Expr::value(step))
-            .col_expr(Column::LastUsedAt, Expr::value(now))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::Id.eq(config.id))
-            .filter(Column::IsVerified.eq(false))
-            .filter(step_is_fresh(step))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected != 1 {
-            return Err(Error::Replayed);
-        }
-        let codes = self.issue_backup_codes(&txn, user_id, now).await?;
-        crate::sessions::revoke_sessions(&txn, user_id, keep, REASON_MFA_CHANGED, now).await?;
-        txn.commit().await?;
+        let codes = retry(db, "mfa.confirm", || async {
+            let txn = db.begin().await?;
+            // The account's row first: a login completing now queues behind this
+            // change (and sees MFA changed), and the sessions read below include
+            // every login that completed before it.
+            touch_user(&txn, user_id, now).await?;
+            let config = Entity::find()
+                .filter(Column::UserId.eq(user_id))
+                .one(&txn)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("MFA enrollment of user {user_id}")))?;
+            if config.is_verified {
+                return Err(Error::conflict("mfa", "MFA is already confirmed"));
+            }
+            let secret =
+                cipher::open_row(&txn, &self.data_key, &self.data_previous, &config).await?;
+            let step = match totp::match_step(&secret, code, now, config.last_used_step) {
+                totp::StepMatch::Fresh(step) => step,
+                totp::StepMatch::Replayed => return Err(Error::Replayed),
+                totp::StepMatch::NoMatch => return Err(Error::InvalidCredentials),
+            };
+            let updated = Entity::update_many()
+                .col_expr(Column::IsVerified, Expr::value(true))
+                .col_expr(Column::IsEnabled, Expr::value(true))
+                .col_expr(Column::VerifiedAt, Expr::value(now))
+                .col_expr(Column::LastUsedStep, Expr::value(step))
+                .col_expr(Column::LastUsedAt, Expr::value(now))
+                .col_expr(Column::UpdatedAt, Expr::value(now))
+                .filter(Column::Id.eq(config.id))
+                .filter(Column::IsVerified.eq(false))
+                .filter(step_is_fresh(step))
+                .exec(&txn)
+                .await?;
+            if updated.rows_affected != 1 {
+                return Err(Error::Replayed);
+            }
+            let codes = self.issue_backup_codes(&txn, user_id, now).await?;
+            crate::sessions::revoke_sessions(&txn, user_id, keep, REASON_MFA_CHANGED, now).await?;
+            txn.commit().await?;
+            Ok(codes)
+        })
+        .await?;
         Ok(codes)
     }
 
@@ -362,30 +372,34 @@ impl Mfa {
     where
         C: ConnectionTrait + TransactionTrait,
     {
-        let txn = db.begin().await?;
-        // The account's row first: a login completing now queues behind this
-        // change (and sees MFA changed), and the sessions read below include
-        // every login that completed before it.
-        touch_user(&txn, user_id, now).await?;
-        mfa_backup_codes::Entity::delete_many()
-            .filter(mfa_backup_codes::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
-        mfa_trusted_devices::Entity::delete_many()
-            .filter(mfa_trusted_devices::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
-        let deleted = Entity::delete_many()
-            .filter(Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
-        if deleted.rows_affected == 0 {
-            return Err(Error::NotFound(format!(
-                "MFA configuration of user {user_id}"
-            )));
-        }
-        crate::sessions::revoke_sessions(&txn, user_id, keep, REASON_MFA_CHANGED, now).await?;
-        txn.commit().await?;
+        retry(db, "mfa.disable", || async {
+            let txn = db.begin().await?;
+            // The account's row first: a login completing now queues behind this
+            // change (and sees MFA changed), and the sessions read below include
+            // every login that completed before it.
+            touch_user(&txn, user_id, now).await?;
+            mfa_backup_codes::Entity::delete_many()
+                .filter(mfa_backup_codes::Column::UserId.eq(user_id))
+                .exec(&txn)
+                .await?;
+            mfa_trusted_devices::Entity::delete_many()
+                .filter(mfa_trusted_devices::Column::UserId.eq(user_id))
+                .exec(&txn)
+                .await?;
+            let deleted = Entity::delete_many()
+                .filter(Column::UserId.eq(user_id))
+                .exec(&txn)
+                .await?;
+            if deleted.rows_affected == 0 {
+                return Err(Error::NotFound(format!(
+                    "MFA configuration of user {user_id}"
+                )));
+            }
+            crate::sessions::revoke_sessions(&txn, user_id, keep, REASON_MFA_CHANGED, now).await?;
+            txn.commit().await?;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -596,10 +610,14 @@ impl Mfa {
     where
         C: ConnectionTrait + TransactionTrait,
     {
-        let txn = db.begin().await?;
-        enabled_config(&txn, user_id).await?;
-        let codes = self.issue_backup_codes(&txn, user_id, now).await?;
-        txn.commit().await?;
+        let codes = retry(db, "mfa.regenerate_backup_codes", || async {
+            let txn = db.begin().await?;
+            enabled_config(&txn, user_id).await?;
+            let codes = self.issue_backup_codes(&txn, user_id, now).await?;
+            txn.commit().await?;
+            Ok(codes)
+        })
+        .await?;
         Ok(codes)
     }
 
@@ -690,9 +708,13 @@ impl Mfa {
             user_agent: client.user_agent,
             reason,
         };
-        let txn = db.begin().await?;
-        lockout::record_failure(&txn, &self.lockout, failure, now).await?;
-        txn.commit().await?;
+        retry(db, "mfa.fail", || async {
+            let txn = db.begin().await?;
+            lockout::record_failure(&txn, &self.lockout, failure, now).await?;
+            txn.commit().await?;
+            Ok(())
+        })
+        .await?;
         Ok(answer)
     }
 }

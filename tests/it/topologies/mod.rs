@@ -350,3 +350,5 @@ mod fixtures {
         s.drop().await;
     }
 }
+
+mod galera;
