@@ -45,6 +45,7 @@ mod admin;
 mod exec;
 pub mod ledger;
 pub mod lock;
+pub mod pooler;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -60,6 +61,7 @@ use sea_orm_migration::sea_orm::{
 
 use crate::render::{Direction, checksum, render, to_sql};
 use ledger::Record;
+use pooler::{Evidence, PoolMode};
 
 /// How a run behaves.
 #[derive(Clone, Default)]
@@ -75,6 +77,32 @@ pub struct Options {
     /// Called with every [`Event`] (besides the `tracing` event), e.g. to
     /// print progress; `None` for none.
     pub on_event: Option<OnEvent>,
+    /// How the connection's URL is pooled, as the application declares it
+    /// ([`pooler::POOL_MODE_VAR`]): [`PoolMode::Transaction`] is refused
+    /// before connecting. Undeclared transaction pooling is detected anyway
+    /// ([`pooler::refuse_transaction_pooling`]).
+    pub pool_mode: PoolMode,
+    /// Where the connection's URL came from, for messages, e.g.
+    /// `DATABASE_MIGRATION_URL`; `None` says `DATABASE_URL`.
+    pub url_var: Option<&'static str>,
+}
+
+impl Options {
+    /// The name messages give the connection's URL.
+    fn url_var(&self) -> &'static str {
+        self.url_var.unwrap_or("DATABASE_URL")
+    }
+
+    /// Refuses a connection declared to pool per transaction.
+    fn refuse_declared_pooling(&self) -> Result<(), DbErr> {
+        match self.pool_mode {
+            PoolMode::Transaction => Err(pooler::transaction_pooling_error(
+                self.url_var(),
+                Evidence::Declared,
+            )),
+            PoolMode::Session => Ok(()),
+        }
+    }
 }
 
 /// A callback for the runner's [`Event`]s.
@@ -88,6 +116,8 @@ impl fmt::Debug for Options {
             .field("allow_changed", &self.allow_changed)
             .field("ownership", &self.ownership)
             .field("on_event", &self.on_event.as_ref().map(|_| "callback"))
+            .field("pool_mode", &self.pool_mode)
+            .field("url_var", &self.url_var)
             .finish()
     }
 }
@@ -339,11 +369,16 @@ pub struct Runner<M> {
 
 impl<M: MigratorTrait> Runner<M> {
     /// Opens the runner's single connection to `url`. The migration lock and
-    /// session settings live on a connection, so the runner uses exactly one.
+    /// session settings live on a connection, so the runner uses exactly one,
+    /// and refuses a URL that goes through transaction pooling (see
+    /// [`pooler`]) before it changes anything.
     ///
     /// # Errors
-    /// A database error when the server cannot be reached.
+    /// A database error when the server cannot be reached;
+    /// [`DbErr::Migration`] ([`pooler::transaction_pooling_error`]) for
+    /// transaction pooling, declared or detected.
     pub async fn connect(url: &str, schema: Option<&str>, options: Options) -> Result<Self, DbErr> {
+        options.refuse_declared_pooling()?;
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
             .max_connections(1)
@@ -372,6 +407,10 @@ impl<M: MigratorTrait> Runner<M> {
                 crate::redact::text(&err.to_string(), url),
             ))
         })?;
+        if let Err(err) = pooler::refuse_transaction_pooling(&db, options.url_var()).await {
+            let _ = db.close().await;
+            return Err(err);
+        }
         if db.get_database_backend() == DbBackend::MySql
             && let Some(timeout) = options.statement_timeout
         {
@@ -394,16 +433,20 @@ impl<M: MigratorTrait> Runner<M> {
     /// else `db`'s current schema). An in-memory SQLite database is seen by
     /// `db`'s connections only, so the runner uses `db` itself, which must be
     /// a pool of one connection (sea-orm's default for SQLite); its lock is
-    /// the write transaction a run holds, so it is safe there too.
+    /// the write transaction a run holds, so it is safe there too. A `db`
+    /// that goes through transaction pooling is refused (see [`pooler`]).
     ///
     /// # Errors
     /// [`DbErr::Conn`] when the connection cannot be opened, or `db` is an
-    /// in-memory SQLite pool of several connections, or no sqlx connection.
+    /// in-memory SQLite pool of several connections, or no sqlx connection;
+    /// [`DbErr::Migration`] for transaction pooling, as [`Runner::connect`].
     pub async fn from_connection(
         db: DatabaseConnection,
         schema: Option<&str>,
         options: Options,
     ) -> Result<Self, DbErr> {
+        options.refuse_declared_pooling()?;
+        pooler::refuse_transaction_pooling(&db, options.url_var()).await?;
         let (db, owned) = dedicated(db, schema, &options).await?;
         if db.get_database_backend() == DbBackend::MySql
             && let Some(timeout) = options.statement_timeout
