@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 use gatehouse_entity::users;
 use gatehouse_migration::cli::Format;
 use gatehouse_migration::redact;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::accounts::{self, validate};
-use crate::{Config, Error, db};
+use crate::db::{self, Pool, PoolMode};
+use crate::{Config, Error};
 
 /// Database and output options, accepted before or after the subcommand.
 #[derive(clap::Args, Debug, Clone)]
@@ -96,26 +97,34 @@ fn database_failure(err: &sea_orm::DbErr) -> &'static str {
 
 /// An open database and the output format: what a command runs against.
 pub struct Context {
-    pub db: DatabaseConnection,
+    /// The database, safe under `DATABASE_POOL_MODE`.
+    pub db: Pool,
     pub format: Format,
     pub now: DateTime<Utc>,
 }
 
 impl Context {
-    /// Connects to the database the arguments (or `DATABASE_URL`, or `.env`) name.
+    /// Connects to the database the arguments (or `DATABASE_URL`, or `.env`)
+    /// name, pooled as `DATABASE_POOL_MODE` says.
     ///
     /// # Errors
-    /// [`Failure::Usage`] for an unsupported URL or an unreachable server.
+    /// [`Failure::Usage`] for an unsupported URL or pool mode, or an
+    /// unreachable server.
     pub async fn open(args: &CommonArgs) -> Result<Self, Failure> {
         let url = database_url(args);
         db::check_scheme(&url)?;
-        let db = db::connect(&url).await.map_err(|err| {
-            Failure::Usage(format!(
+        let mode = PoolMode::from_env().map_err(|reason| Error::Config {
+            var: db::POOL_MODE_VAR,
+            reason,
+        })?;
+        let db = Pool::connect(&url, mode).await.map_err(|err| match err {
+            Error::Config { .. } => Failure::from(err),
+            _ => Failure::Usage(format!(
                 "cannot connect to {}: {err}. Check that the server is running and that \
                  DATABASE_URL (or --database-url) is right.",
                 redact::url(&url),
                 err = redact::text(&err.to_string(), &url)
-            ))
+            )),
         })?;
         Ok(Self {
             db,

@@ -1,17 +1,27 @@
 //! Connecting to the database with pool settings made for short security
-//! queries.
+//! queries, and [`Pool`], the connection the services reach it through.
 //!
 //! SeaORM's defaults ping the server on every pool checkout, which costs a
 //! second round trip per point lookup (session validation, API-key
 //! verification, permission checks). [`connect_options`] pings only
 //! connections that sat idle long enough to have been dropped by a server,
 //! proxy or firewall, and turns off per-statement logging.
+//!
+//! Behind PgBouncer in transaction pooling ([`PoolMode::Transaction`],
+//! `DATABASE_POOL_MODE=transaction`), a [`Pool`] runs every statement in a
+//! transaction of its own, so that it stays on one server session (see the
+//! [`pool`] module).
+
+mod pool;
 
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::Error;
+
+pub use gatehouse_migration::runner::pooler::{POOL_MODE_VAR, PoolMode};
+pub use pool::{Pool, PoolSource};
 
 /// The environment variable naming the database.
 pub const DATABASE_URL_VAR: &str = "DATABASE_URL";
@@ -48,7 +58,7 @@ pub fn connect_options(url: &str) -> ConnectOptions {
 }
 
 /// Opens a pool to `url` with [`connect_options`], after checking the
-/// URL's scheme.
+/// URL's scheme. For [`PoolMode::Transaction`] use [`Pool::connect`].
 ///
 /// # Errors
 /// [`Error::Config`] (naming `DATABASE_URL`) for an unsupported scheme;
