@@ -377,6 +377,8 @@ impl<M: MigratorTrait> Runner<M> {
     /// A database error when the server cannot be reached;
     /// [`DbErr::Migration`] ([`pooler::transaction_pooling_error`]) for
     /// transaction pooling, declared or detected.
+    // `schema` only concerns PostgreSQL.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
     pub async fn connect(url: &str, schema: Option<&str>, options: Options) -> Result<Self, DbErr> {
         options.refuse_declared_pooling()?;
         let mut connect = ConnectOptions::new(url.to_owned());
@@ -389,14 +391,9 @@ impl<M: MigratorTrait> Runner<M> {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
             .sqlx_logging(false);
-        if let Some(schema) = schema {
-            connect.set_schema_search_path(schema.to_owned());
-        }
         #[cfg(feature = "postgres")]
-        if let Some(timeout) = options.statement_timeout {
-            let ms = timeout.as_millis().to_string();
-            connect
-                .map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
+        if let Some(sql) = postgres_settings(schema, options.statement_timeout) {
+            connect.map_sqlx_postgres_pool_opts(move |o| with_settings(o, sql.clone()));
         }
         // A short busy timeout lets the lock wait say that it waits and honour --lock-timeout.
         #[cfg(feature = "sqlite")]
@@ -572,17 +569,13 @@ async fn dedicated(
                     .flatten()
                     .unwrap_or_else(|| "public".to_owned()),
             };
-            let mut settings = vec![("search_path".to_owned(), format!("\"{schema}\""))];
-            if let Some(timeout) = options.statement_timeout {
-                settings.push((
-                    "statement_timeout".to_owned(),
-                    timeout.as_millis().to_string(),
-                ));
-            }
-            let connect = (*db.get_postgres_connection_pool().connect_options())
-                .clone()
-                .options(settings);
-            let pool = single().connect_with(connect).await.map_err(opened)?;
+            let settings =
+                postgres_settings(Some(&schema), options.statement_timeout).unwrap_or_default();
+            let connect = (*db.get_postgres_connection_pool().connect_options()).clone();
+            let pool = with_settings(single(), settings)
+                .connect_with(connect)
+                .await
+                .map_err(opened)?;
             Ok((
                 sea_orm_migration::sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
                 true,
@@ -637,6 +630,47 @@ async fn dedicated(
                 .to_owned(),
         )),
     }
+}
+
+/// The runner's PostgreSQL session settings as one simple query: `SET`s run
+/// on each connection it opens, rather than the `options` startup
+/// parameter, which PgBouncer refuses (`unsupported startup parameter`).
+#[cfg(feature = "postgres")]
+fn postgres_settings(schema: Option<&str>, statement_timeout: Option<Duration>) -> Option<String> {
+    let mut sql = Vec::new();
+    if let Some(schema) = schema {
+        sql.push(format!(
+            "SET search_path = \"{}\"",
+            schema.replace('"', "\"\"")
+        ));
+    }
+    if let Some(timeout) = statement_timeout {
+        sql.push(format!("SET statement_timeout = {}", timeout.as_millis()));
+    }
+    (!sql.is_empty()).then(|| sql.join("; "))
+}
+
+/// `pool` running `settings` (see [`postgres_settings`]) on each new connection.
+#[cfg(feature = "postgres")]
+fn with_settings(
+    pool: sea_orm_migration::sea_orm::sqlx::pool::PoolOptions<
+        sea_orm_migration::sea_orm::sqlx::Postgres,
+    >,
+    settings: String,
+) -> sea_orm_migration::sea_orm::sqlx::pool::PoolOptions<sea_orm_migration::sea_orm::sqlx::Postgres>
+{
+    use sea_orm_migration::sea_orm::sqlx;
+    if settings.is_empty() {
+        return pool;
+    }
+    pool.after_connect(move |conn, _| {
+        let sql = settings.clone();
+        Box::pin(async move {
+            sqlx::Executor::execute(conn, sqlx::AssertSqlSafe(sql))
+                .await
+                .map(|_| ())
+        })
+    })
 }
 
 /// Renders every migration of `M` for `backend`.

@@ -266,9 +266,16 @@ async fn four_concurrent_migrators_apply_each_migration_once_through_session_poo
     let Some(p) = Pooled::start(PoolMode::Session).await else {
         return;
     };
+    // Half with a statement timeout: a `SET`, since PgBouncer refuses the
+    // `options` startup parameter.
     let children: Vec<_> = (0..4)
-        .map(|_| {
-            migrate(&[("DATABASE_URL", &p.url)], &["up"])
+        .map(|i| {
+            let args: &[&str] = if i % 2 == 0 {
+                &["up", "--statement-timeout", "60s"]
+            } else {
+                &["up"]
+            };
+            migrate(&[("DATABASE_URL", &p.url)], args)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -301,6 +308,18 @@ async fn four_concurrent_migrators_apply_each_migration_once_through_session_poo
     }
     assert_eq!(t.count("roles").await, 4);
     assert_eq!(advisory_locks(t).await, 0, "the lock is released");
+    // The library's runner on an application's pool through session pooling.
+    let pool = crate::support::connect(&p.url).await.unwrap();
+    let options = Options {
+        statement_timeout: Some(std::time::Duration::from_secs(60)),
+        ..Options::default()
+    };
+    let runner = Runner::<Migrator>::from_connection(pool, None, options)
+        .await
+        .expect("the runner opens its connection through session pooling");
+    let status = runner.status().await.unwrap();
+    runner.close().await;
+    assert!(status.iter().all(|e| e.state.is_applied()), "{status:?}");
     p.drop().await;
 }
 
