@@ -9,8 +9,8 @@
 //!
 //! Behind PgBouncer in transaction pooling ([`PoolMode::Transaction`],
 //! `DATABASE_POOL_MODE=transaction`), a [`Pool`] runs every statement in a
-//! transaction of its own, so that it stays on one server session (see the
-//! [`pool`] module).
+//! transaction of its own, so that it stays on one server session (see
+//! [`Pool`]).
 
 mod pool;
 

@@ -1,28 +1,6 @@
 //! [`Pool`]: the connection the services reach the database through, safe
-//! under the pool mode the application declares.
-//!
-//! PgBouncer in transaction pooling lends a server session for one
-//! transaction at a time. sqlx runs a statement with arguments as Parse,
-//! Describe, Sync, then Bind, Execute, Sync: outside a transaction the
-//! pooler may send the two halves to two sessions. sea-orm names every
-//! statement (`sqlx_s_N`, per client connection) and, with the statement
-//! cache off, never closes it, so a session collects the names of every
-//! client it served: `prepared statement "sqlx_s_1" already exists`, or
-//! another client's statement run under that name. In
-//! [`PoolMode::Transaction`] a [`Pool`] therefore
-//!
-//! - runs each statement outside a transaction as `BEGIN`, the statement
-//!   (unnamed, so nothing is left on the session), `COMMIT`, on one pooled
-//!   connection: four round trips instead of two;
-//! - starts each transaction with `DEALLOCATE ALL` (the names other clients
-//!   left on the session it is lent), one round trip more than `BEGIN`;
-//! - runs statements without arguments (`execute_unprepared`) as they are:
-//!   a simple query is one message, on one session.
-//!
-//! Its sqlx pool has the statement cache off (a cached name would be looked
-//! up on whatever session serves the next transaction). In
-//! [`PoolMode::Session`] (a direct connection, or session pooling) a
-//! [`Pool`] is the sea-orm pool itself, statement for statement.
+//! under the pool mode the application declares: what transaction pooling
+//! breaks, what the pool does about it and what it costs are on [`Pool`].
 
 use std::fmt;
 use std::future::Future;
@@ -41,6 +19,34 @@ use crate::Error;
 /// and the [`PoolMode`] it runs under. Implements sea-orm's
 /// [`ConnectionTrait`] and [`TransactionTrait`], so every service function
 /// and sea-orm query takes it; cheap to clone (clones share the pool).
+///
+/// In [`PoolMode::Session`] (a direct connection, or session pooling) it is
+/// the sea-orm pool itself, statement for statement.
+///
+/// PgBouncer in transaction pooling lends a server session for one
+/// transaction at a time. sqlx runs a statement with arguments as Parse,
+/// Describe, Sync, then Bind, Execute, Sync: outside a transaction the
+/// pooler may send the two halves to two sessions. sea-orm names every
+/// statement (`sqlx_s_N`, per client connection) and, with the statement
+/// cache off, never closes it, so a session collects the names of every
+/// client it served: `prepared statement "sqlx_s_1" already exists`, or
+/// another client's statement run under that name. In
+/// [`PoolMode::Transaction`] the pool therefore
+///
+/// - runs each statement outside a transaction as `BEGIN`, the statement
+///   (unnamed, so nothing is left on the session), `COMMIT`, on one pooled
+///   connection: four round trips, where a statement sqlx has cached costs
+///   one;
+/// - starts each transaction with `DEALLOCATE ALL` (the names other clients
+///   left on the session it is lent): one round trip more, and each
+///   statement in it is parsed again (two round trips);
+/// - runs statements without arguments (`execute_unprepared`) as they are:
+///   a simple query is one message, on one session;
+/// - keeps sqlx's statement cache off (a cached name would be looked up on
+///   whatever session serves the next transaction).
+///
+/// Statements the application runs on the sea-orm pool directly
+/// ([`Pool::connection`]) get none of this.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), gatehouse::Error> {
@@ -85,6 +91,7 @@ impl Pool {
     /// for transaction pooling on a database other than PostgreSQL.
     pub async fn connect(url: &str, mode: PoolMode) -> Result<Self, Error> {
         super::check_scheme(url)?;
+        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
         let mut options = super::connect_options(url);
         if mode == PoolMode::Transaction {
             check_postgres(url.starts_with("postgres"))?;

@@ -105,11 +105,6 @@ pub fn transaction_pooling_error(url_var: &str, evidence: Evidence) -> DbErr {
     ))
 }
 
-/// Rounds of the check; each gives the pooler a chance to show itself. With
-/// three, one check in 40 missed while twelve other clients kept the pooler
-/// busy; twenty cost about 40 simple queries (milliseconds) on a session.
-const ROUNDS: usize = 20;
-
 /// Refuses `db` when its connections share server sessions per transaction.
 /// PostgreSQL only (elsewhere `Ok`); changes nothing on the database.
 ///
@@ -122,7 +117,7 @@ const ROUNDS: usize = 20;
 /// after each statement, and PgBouncer lends its most recently used idle
 /// session first, so the probe gets the connection's session (or, under
 /// other clients' load, the connection moves to another). No false alarm is
-/// possible; a miss would need, in every one of [`ROUNDS`] rounds, another
+/// possible; a miss would need, in every one of twenty rounds, another
 /// client to take the session between two statements and hand it back
 /// before the connection's next one.
 ///
@@ -152,6 +147,11 @@ mod postgres {
     use sea_orm_migration::sea_orm::sqlx::{self, Connection, Row};
     use sea_orm_migration::sea_orm::{DatabaseConnection, DbErr, RuntimeErr};
 
+    /// Rounds of the check; each gives the pooler a chance to show itself. With
+    /// three, one check in 40 missed while twelve other clients kept the pooler
+    /// busy; twenty cost about 40 simple queries (milliseconds) on a session.
+    const ROUNDS: usize = 20;
+
     fn conn_err(err: sqlx::Error) -> DbErr {
         DbErr::Conn(RuntimeErr::Internal(format!(
             "cannot check how the connection is pooled: {err}"
@@ -177,7 +177,7 @@ mod postgres {
             .map_err(conn_err)?;
         let first = backend_pid(&mut own).await?;
         let mut shared = false;
-        for round in 0..super::ROUNDS {
+        for round in 0..ROUNDS {
             let mine = if round == 0 {
                 first
             } else {
