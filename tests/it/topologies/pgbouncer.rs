@@ -352,10 +352,36 @@ async fn the_migration_url_takes_migrations_past_transaction_pooling() {
         "{}",
         text(&help.stdout)
     );
-    // The application's side of the same settings: the handle through 6432.
+    // The application's side of the same settings: a pool opened as usual,
+    // which the builder reopens for transaction pooling.
     let config = Config::from_values(HMAC_HEX, DATA_HEX).unwrap();
-    let pool = Pool::connect(&p.url, Mode::Transaction).await.unwrap();
-    let gate = Gatehouse::from_config(pool, &config).await.unwrap();
-    assert!(rbac::find_role(gate.db(), "user").await.is_ok());
+    let opened = gatehouse::db::connect(&p.url).await.unwrap();
+    let gate = Gatehouse::builder(opened)
+        .config(&config)
+        .pool_mode(Mode::Transaction)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(gate.db().mode(), Mode::Transaction);
+    let registrations: Vec<_> = (0..8)
+        .map(|i| {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                let name = format!("app{i}");
+                let account = gate
+                    .register(NewAccount {
+                        email: &format!("{name}@example.com"),
+                        username: &name,
+                        password: PASSPHRASE,
+                    })
+                    .await?;
+                gate.has_permission(account.id, "users.read").await
+            })
+        })
+        .collect();
+    for registration in registrations {
+        assert!(matches!(registration.await.unwrap(), Ok(true)));
+    }
+    assert_eq!(p.direct.count("users").await, 8);
     p.drop().await;
 }
