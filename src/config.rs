@@ -3,6 +3,9 @@
 //! fingerprints) and `DATA_ENCRYPTION_KEY` (AES-256-GCM for TOTP secrets).
 //! Key material never appears in `Debug` output, logs or error messages.
 //!
+//! `DATABASE_POOL_MODE` (`session`, the default, or `transaction`) says how
+//! `DATABASE_URL` is pooled; see [`crate::db::Pool`].
+//!
 //! The key ring: `HMAC_KEY_PREVIOUS` and `DATA_ENCRYPTION_KEY_PREVIOUS`
 //! (optional, comma-separated, each hex or base64) hold keys rotated out with
 //! `gatehouse keys rotate`, so that what was sealed, digested or encrypted
@@ -17,6 +20,7 @@ use secrecy::{ExposeSecret, SecretBox};
 
 use crate::Error;
 use crate::crypto;
+use crate::db::{POOL_MODE_VAR, PoolMode};
 
 /// The environment variable holding the HMAC key.
 pub const HMAC_KEY_VAR: &str = "HMAC_KEY";
@@ -87,10 +91,14 @@ pub struct Config {
     pub hmac_previous: Vec<HmacKey>,
     /// `DATA_ENCRYPTION_KEY_PREVIOUS`: data keys rotated out that still decrypt.
     pub data_previous: Vec<DataKey>,
+    /// `DATABASE_POOL_MODE`: how `DATABASE_URL` is pooled (default
+    /// [`PoolMode::Session`]); [`crate::Gatehouse`] runs under it.
+    pub pool_mode: PoolMode,
 }
 
 impl Config {
-    /// Reads and validates both keys from the environment, loading `.env` first.
+    /// Reads and validates both keys, their rings and the pool mode from the
+    /// environment, loading `.env` first.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable that is missing or malformed.
@@ -103,8 +111,16 @@ impl Config {
             })
         };
         let optional = |var: &'static str| std::env::var(var).unwrap_or_default();
-        Self::from_values(&read(HMAC_KEY_VAR)?, &read(DATA_KEY_VAR)?)?
-            .with_previous(&optional(HMAC_PREVIOUS_VAR), &optional(DATA_PREVIOUS_VAR))
+        let pool_mode = PoolMode::from_env().map_err(|reason| Error::Config {
+            var: POOL_MODE_VAR,
+            reason,
+        })?;
+        let config = Self::from_values(&read(HMAC_KEY_VAR)?, &read(DATA_KEY_VAR)?)?
+            .with_previous(&optional(HMAC_PREVIOUS_VAR), &optional(DATA_PREVIOUS_VAR))?;
+        Ok(Self {
+            pool_mode,
+            ..config
+        })
     }
 
     /// Adds the key ring: previous keys as comma-separated text (hex or
@@ -146,7 +162,8 @@ impl Config {
         Ok(self)
     }
 
-    /// Validates keys given as text (hex or base64).
+    /// Validates keys given as text (hex or base64); the pool mode is the
+    /// default, [`PoolMode::Session`].
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable whose value is malformed.
@@ -156,6 +173,7 @@ impl Config {
             data_key: data_key(DATA_KEY_VAR, data)?,
             hmac_previous: Vec::new(),
             data_previous: Vec::new(),
+            pool_mode: PoolMode::Session,
         })
     }
 }

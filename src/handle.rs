@@ -1,17 +1,19 @@
 //! [`Gatehouse`]: the one handle an application keeps in its state. It owns
 //! a connection pool and the services built over it, is cheap to clone and
-//! `'static`, and answers the calls a request handler makes.
+//! `'static`, and answers the calls a request handler makes. Every call
+//! reaches the database through a [`Pool`], safe under the pool mode
+//! (`DATABASE_POOL_MODE`, [`GatehouseBuilder::pool_mode`]).
 
 use std::fmt;
 
 use chrono::Utc;
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::accounts::{Account, AccountsPolicy, Argon2idHasher, NewAccount};
 use crate::api_keys::VerifiedKey;
 use crate::client::ClientInfo;
 use crate::config::{Config, DataKey, HmacKey};
+use crate::db::{Pool, PoolMode};
 use crate::login::{LoggedIn, LoginRequest};
 use crate::mfa::Mfa;
 use crate::sessions::{SessionPolicy, Sessions};
@@ -53,7 +55,7 @@ use crate::{Accounts, Error, api_keys, rbac};
 /// ```
 #[derive(Clone)]
 pub struct Gatehouse {
-    db: DatabaseConnection,
+    db: Pool,
     accounts: Accounts<Argon2idHasher>,
     sessions: Sessions,
     mfa: Option<Mfa>,
@@ -62,7 +64,7 @@ pub struct Gatehouse {
 impl fmt::Debug for Gatehouse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Gatehouse")
-            .field("backend", &self.db.get_database_backend())
+            .field("db", &self.db)
             .field("sessions", &self.sessions.policy())
             .field("mfa", &self.mfa.is_some())
             .finish_non_exhaustive()
@@ -72,7 +74,8 @@ impl fmt::Debug for Gatehouse {
 /// Builds a [`Gatehouse`] from explicit parts; see [`Gatehouse::builder`].
 #[derive(Debug)]
 pub struct GatehouseBuilder {
-    db: DatabaseConnection,
+    db: Pool,
+    pool_mode: PoolMode,
     hmac_key: Option<HmacKey>,
     hmac_previous: Vec<HmacKey>,
     data_key: Option<DataKey>,
@@ -97,13 +100,27 @@ impl GatehouseBuilder {
         self
     }
 
-    /// Both keys and their rings from a [`Config`].
+    /// Both keys, their rings and the pool mode from a [`Config`].
     #[must_use]
     pub fn config(mut self, config: &Config) -> Self {
         self.hmac_key = Some(config.hmac_key.clone());
         self.hmac_previous.clone_from(&config.hmac_previous);
         self.data_key = Some(config.data_key.clone());
         self.data_previous.clone_from(&config.data_previous);
+        self.pool_mode = config.pool_mode;
+        self
+    }
+
+    /// How the database URL is pooled (default [`PoolMode::Session`]; read
+    /// from `DATABASE_POOL_MODE` by [`Config::from_env`]).
+    /// [`PoolMode::Transaction`], for PgBouncer in transaction pooling, runs
+    /// every statement in a transaction of its own on a pool with sqlx's
+    /// statement cache off (see [`Pool`]); `build` opens that pool from the
+    /// given one's options unless it is such a pool already. A pool already
+    /// in transaction mode stays so (it is safe on any connection).
+    #[must_use]
+    pub fn pool_mode(mut self, mode: PoolMode) -> Self {
+        self.pool_mode = mode;
         self
     }
 
@@ -135,31 +152,39 @@ impl GatehouseBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] when no HMAC key was given, a key is not the
-    /// active recorded one (`gatehouse keys rotate`), or the pool is on a
-    /// Galera node without causal reads (`wsrep_sync_wait`); [`Error::InvalidInput`]
-    /// for an inconsistent policy; a database error (migrations not applied).
+    /// active recorded one (`gatehouse keys rotate`), the pool is on a
+    /// Galera node without causal reads (`wsrep_sync_wait`), or transaction
+    /// pooling is asked for on a database other than PostgreSQL;
+    /// [`Error::InvalidInput`] for an inconsistent policy; a database error
+    /// (migrations not applied).
     pub async fn build(self) -> Result<Gatehouse, Error> {
         let hmac_key = self.hmac_key.ok_or_else(|| Error::Config {
             var: crate::config::HMAC_KEY_VAR,
             reason: "the HMAC key is required: give it with `hmac_key` or `config`".into(),
         })?;
-        crate::db::ensure_causal_reads(&self.db).await?;
+        let db = match (self.pool_mode, self.db.mode()) {
+            (PoolMode::Transaction, PoolMode::Session) => {
+                Pool::from_connection(self.db.connection().clone(), PoolMode::Transaction).await?
+            }
+            _ => self.db,
+        };
+        crate::db::ensure_causal_reads(&db).await?;
         let sessions =
-            Sessions::load_with_previous(&self.db, &hmac_key, &self.hmac_previous, self.sessions)
+            Sessions::load_with_previous(&db, &hmac_key, &self.hmac_previous, self.sessions)
                 .await?;
         let mfa = match &self.data_key {
             Some(data_key) => {
                 let mfa = Mfa::with_keys(data_key, &hmac_key)
                     .with_previous_keys(&self.data_previous, &self.hmac_previous)
                     .with_lockout(self.accounts.lockout);
-                mfa.ensure_keys(&self.db).await?;
+                mfa.ensure_keys(&db).await?;
                 Some(mfa)
             }
             None => None,
         };
         let accounts = Accounts::with_policy(self.hasher, self.accounts).await?;
         Ok(Gatehouse {
-            db: self.db,
+            db,
             accounts,
             sessions,
             mfa,
@@ -168,10 +193,12 @@ impl GatehouseBuilder {
 }
 
 impl Gatehouse {
-    /// A builder over `db`, for keys and policies given one by one.
-    pub fn builder(db: DatabaseConnection) -> GatehouseBuilder {
+    /// A builder over `db` (a sea-orm `DatabaseConnection`, or a [`Pool`]),
+    /// for keys and policies given one by one.
+    pub fn builder(db: impl Into<Pool>) -> GatehouseBuilder {
         GatehouseBuilder {
-            db,
+            db: db.into(),
+            pool_mode: PoolMode::Session,
             hmac_key: None,
             hmac_previous: Vec::new(),
             data_key: None,
@@ -186,12 +213,17 @@ impl Gatehouse {
     ///
     /// # Errors
     /// As [`GatehouseBuilder::build`].
-    pub async fn from_config(db: DatabaseConnection, config: &Config) -> Result<Self, Error> {
+    pub async fn from_config(db: impl Into<Pool>, config: &Config) -> Result<Self, Error> {
         Self::builder(db).config(config).build().await
     }
 
-    /// The connection pool, for the services' lower-level functions.
-    pub fn db(&self) -> &DatabaseConnection {
+    /// The connection pool, for the services' lower-level functions and the
+    /// application's own queries: a [`Pool`], which implements sea-orm's
+    /// `ConnectionTrait` and `TransactionTrait` and is safe under the pool
+    /// mode. (It was sea-orm's `DatabaseConnection`; that one is
+    /// [`Pool::connection`], not safe to use directly under transaction
+    /// pooling.)
+    pub fn db(&self) -> &Pool {
         &self.db
     }
 

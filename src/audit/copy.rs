@@ -3,19 +3,21 @@
 //! their own, which the database writes about twice as fast as the `UNNEST`
 //! statements [`super::ingest()`] sends. Elsewhere it is [`super::ingest()`].
 //!
-//! `COPY` needs a connection of its own, so this takes the pool; inside a
-//! caller's transaction use [`super::ingest()`].
+//! `COPY` needs a connection of its own, so this takes the pool (a
+//! `DatabaseConnection` or a [`crate::db::Pool`]); inside a caller's
+//! transaction use [`super::ingest()`].
 
 #![cfg_attr(not(feature = "postgres"), allow(dead_code, unused_imports))]
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveEnum, DatabaseConnection, DbBackend, DbErr, RuntimeErr, sqlx};
+use sea_orm::{ActiveEnum, DbBackend, DbErr, RuntimeErr, sqlx};
 use std::sync::Arc;
 use uuid::Uuid;
 
 use super::AuditEntry;
 use super::ingest::{ingest, validate_all};
 use crate::Error;
+use crate::db::PoolSource;
 
 /// The columns in the order each row is encoded.
 const COPY_SQL: &str = r#"COPY "audit_logs" ("id", "user_id", "session_id", "event_type", "action", "outcome", "resource_type", "resource_id", "request_id", "http_method", "request_path", "status_code", "ip_address", "user_agent", "is_suspicious", "risk_level", "country_code", "region", "city", "duration_ms", "response_size_bytes", "retention_days", "metadata", "created_at") FROM STDIN (FORMAT binary)"#;
@@ -40,8 +42,8 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// As [`super::ingest()`]: [`Error::InvalidInput`] naming the first invalid
 /// entry, [`Error::Reference`] for an unknown user or session, a database
 /// error; any error leaves nothing written.
-pub async fn ingest_pooled(
-    db: &DatabaseConnection,
+pub async fn ingest_pooled<P: PoolSource>(
+    db: &P,
     entries: &[AuditEntry],
     now: DateTime<Utc>,
 ) -> Result<u64, Error> {
@@ -51,7 +53,8 @@ pub async fn ingest_pooled(
     #[cfg(feature = "postgres")]
     {
         validate_all(entries)?;
-        copy(db.get_postgres_connection_pool(), entries, now)
+        // BEGIN, COPY and COMMIT are simple queries: safe under transaction pooling too.
+        copy(db.connection().get_postgres_connection_pool(), entries, now)
             .await
             .map_err(|err| Error::from(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))))
     }

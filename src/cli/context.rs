@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use gatehouse_entity::users;
 use gatehouse_migration::cli::Format;
 use gatehouse_migration::redact;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::EntityTrait;
 use uuid::Uuid;
 
 use crate::accounts::{self, validate};
-use crate::{Config, Error, db};
+use crate::db::{self, Pool, PoolMode};
+use crate::{Config, Error};
 
 /// Database and output options, accepted before or after the subcommand.
 #[derive(clap::Args, Debug, Clone)]
@@ -108,33 +109,40 @@ pub enum Access {
 
 /// An open database and the output format: what a command runs against.
 pub struct Context {
-    pub db: DatabaseConnection,
+    /// The database, safe under `DATABASE_POOL_MODE`.
+    pub db: Pool,
     pub format: Format,
     pub now: DateTime<Utc>,
 }
 
 impl Context {
     /// Connects to the database the arguments (or `DATABASE_URL`, or `.env`)
-    /// name; for [`Access::Write`], checks that the server accepts writes.
+    /// name, pooled as `DATABASE_POOL_MODE` says; for [`Access::Write`],
+    /// checks that the server accepts writes.
     ///
     /// # Errors
-    /// [`Failure::Usage`] for an unsupported URL, an unreachable server, or
-    /// a read-only server (a standby) when the command writes.
+    /// [`Failure::Usage`] for an unsupported URL or pool mode, an unreachable
+    /// server, or a read-only server (a standby) when the command writes.
     pub async fn open(args: &CommonArgs, access: Access) -> Result<Self, Failure> {
         let url = database_url(args);
         db::check_scheme(&url)?;
-        let db = db::connect(&url).await.map_err(|err| {
-            Failure::Usage(format!(
+        let mode = PoolMode::from_env().map_err(|reason| Error::Config {
+            var: db::POOL_MODE_VAR,
+            reason,
+        })?;
+        let db = Pool::connect(&url, mode).await.map_err(|err| match err {
+            Error::Config { .. } => Failure::from(err),
+            _ => Failure::Usage(format!(
                 "cannot connect to {}: {err}. Check that the server is running and that \
                  DATABASE_URL (or --database-url) is right.",
                 redact::url(&url),
                 err = redact::text(&err.to_string(), &url)
-            ))
+            )),
         })?;
         if access == Access::Write
             && let Err(err) = db::ensure_writable(&db).await
         {
-            db.close().await.ok();
+            db.connection().clone().close().await.ok();
             return Err(err.into());
         }
         Ok(Self {

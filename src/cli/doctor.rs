@@ -13,15 +13,17 @@ use gatehouse_entity::{encryption_keys, mfa_backup_codes, mfa_configurations, se
 use gatehouse_migration::Migrator;
 use gatehouse_migration::runner::{Options, Ownership, Runner};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectionTrait, DbBackend};
 use serde_json::json;
 
 use super::context::{CommonArgs, Failure, database_url};
 use super::output;
 use crate::audit::partitions;
 use crate::config::{DATA_KEY_VAR, HMAC_KEY_VAR};
+use crate::db::{Pool, PoolMode};
 use crate::{Config, db, keys, schema};
 use chrono::{Datelike, Months, Utc};
+use gatehouse_migration::runner::pooler::MIGRATION_URL_VAR;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -82,13 +84,16 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     let url = database_url(&args.common);
     let connected = match db::check_scheme(&url) {
         Err(err) => Err(err.to_string()),
-        Ok(()) => db::connect(&url).await.map_err(|err| {
-            format!(
-                "cannot connect to {}: {}; check that the server runs and DATABASE_URL is right",
-                gatehouse_migration::redact::url(&url),
-                gatehouse_migration::redact::text(&err.to_string(), &url)
-            )
-        }),
+        Ok(()) => match PoolMode::from_env() {
+            Err(reason) => Err(format!("{} {reason}", db::POOL_MODE_VAR)),
+            Ok(mode) => Pool::connect(&url, mode).await.map_err(|err| {
+                format!(
+                    "cannot connect to {}: {}; check that the server runs and DATABASE_URL is right",
+                    gatehouse_migration::redact::url(&url),
+                    gatehouse_migration::redact::text(&err.to_string(), &url)
+                )
+            }),
+        },
     };
     match connected {
         Err(message) => checks.push(check("database", Level::Fail, message)),
@@ -102,7 +107,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             if let Some(config) = &config {
                 checks.push(key_check(&conn, config).await);
             }
-            conn.close().await.ok();
+            conn.connection().clone().close().await.ok();
         }
     }
     print(&checks, args.common.format);
@@ -116,7 +121,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     })
 }
 
-async fn database_check(conn: &DatabaseConnection, url: &str) -> Check {
+async fn database_check(conn: &Pool, url: &str) -> Check {
     let backend = conn.get_database_backend();
     let version_sql = match backend {
         DbBackend::Sqlite => "SELECT sqlite_version()",
@@ -154,9 +159,24 @@ async fn database_check(conn: &DatabaseConnection, url: &str) -> Check {
 }
 
 async fn migrations_check(url: &str) -> Check {
+    // As `migrate` does: DATABASE_MIGRATION_URL when set, else DATABASE_URL
+    // as DATABASE_POOL_MODE describes it (transaction pooling is refused).
+    let migration_url = std::env::var(MIGRATION_URL_VAR)
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    let (url, url_var, pool_mode) = match &migration_url {
+        Some(migration_url) => (migration_url.trim(), MIGRATION_URL_VAR, PoolMode::Session),
+        None => (
+            url,
+            "DATABASE_URL",
+            PoolMode::from_env().unwrap_or_default(),
+        ),
+    };
     // gatehouse's migrations; applied ones it does not contain are the application's.
     let options = Options {
         ownership: Ownership::Part,
+        pool_mode,
+        url_var: Some(url_var),
         ..Options::default()
     };
     let runner = match Runner::<Migrator>::connect(url, None, options).await {
@@ -238,7 +258,7 @@ async fn migrations_check(url: &str) -> Check {
     }
 }
 
-async fn drift_check(conn: &DatabaseConnection) -> Check {
+async fn drift_check(conn: &Pool) -> Check {
     let live = match schema::introspect(conn).await {
         Ok(live) => live,
         Err(err) => {
@@ -278,7 +298,7 @@ async fn drift_check(conn: &DatabaseConnection) -> Check {
 
 /// PostgreSQL with a partitioned `audit_logs`: next month's partition exists
 /// (else new rows pile up in the default partition) and the default is empty.
-async fn partitions_check(conn: &DatabaseConnection) -> Option<Check> {
+async fn partitions_check(conn: &Pool) -> Option<Check> {
     match partitions::is_partitioned(conn).await {
         Ok(true) => {}
         Ok(false) => return None,
@@ -345,7 +365,7 @@ fn status_word(status: KeyStatus) -> &'static str {
 /// What depends on the key record `id` of `key_type`: live sessions and
 /// unused backup codes (HMAC), TOTP secrets (data).
 async fn dependents(
-    conn: &DatabaseConnection,
+    conn: &Pool,
     key_type: KeyType,
     ids: Vec<uuid::Uuid>,
 ) -> Result<(u64, u64), sea_orm::DbErr> {
@@ -376,7 +396,7 @@ async fn dependents(
     })
 }
 
-async fn key_check(conn: &DatabaseConnection, config: &Config) -> Check {
+async fn key_check(conn: &Pool, config: &Config) -> Check {
     match ring_report(conn, config).await {
         Ok(check) => check,
         Err(err) => check(
@@ -387,7 +407,7 @@ async fn key_check(conn: &DatabaseConnection, config: &Config) -> Check {
     }
 }
 
-async fn ring_report(conn: &DatabaseConnection, config: &Config) -> Result<Check, crate::Error> {
+async fn ring_report(conn: &Pool, config: &Config) -> Result<Check, crate::Error> {
     let mut level = Level::Ok;
     let mut notes: Vec<String> = Vec::new();
     let mut json_ring = Vec::new();

@@ -1,5 +1,6 @@
 //! Connecting to the database with pool settings made for short security
-//! queries, and refusing writes to a read-only standby up front.
+//! queries, refusing writes to a read-only standby up front, and [`Pool`],
+//! the connection the services reach it through.
 //!
 //! SeaORM's defaults ping the server on every pool checkout, which costs a
 //! second round trip per point lookup (session validation, API-key
@@ -18,7 +19,14 @@
 //! opens and nothing on checkout ([`causal_reads`]). A pool built otherwise
 //! and given to [`crate::Gatehouse::builder`] is checked
 //! ([`ensure_causal_reads`]). The retry policy of writes lives in [`retry`](mod@retry).
+//!
+//! # Behind PgBouncer
+//! Behind PgBouncer in transaction pooling ([`PoolMode::Transaction`],
+//! `DATABASE_POOL_MODE=transaction`), a [`Pool`] runs every statement in a
+//! transaction of its own, so that it stays on one server session (see
+//! [`Pool`]).
 
+mod pool;
 pub mod retry;
 
 use std::time::Duration;
@@ -29,6 +37,8 @@ use sea_orm::{
 
 use crate::Error;
 
+pub use gatehouse_migration::runner::pooler::{POOL_MODE_VAR, PoolMode};
+pub use pool::{Pool, PoolSource};
 pub use retry::retry;
 
 /// The environment variable naming the database.
@@ -168,7 +178,7 @@ fn sea_orm_unknown_variable(err: &sea_orm::DbErr) -> bool {
 }
 
 /// Opens a pool to `url` with [`connect_options`], after checking the
-/// URL's scheme.
+/// URL's scheme. For [`PoolMode::Transaction`] use [`Pool::connect`].
 ///
 /// # Errors
 /// [`Error::Config`] (naming `DATABASE_URL`) for an unsupported scheme;

@@ -121,7 +121,9 @@ where
 /// a caller's transaction, whose rollback a retry could not undo). The type
 /// names come from the same compiler run, so equal names are the same type.
 fn on_pool<C: ?Sized>() -> bool {
-    std::any::type_name::<C>() == std::any::type_name::<DatabaseConnection>()
+    let name = std::any::type_name::<C>();
+    name == std::any::type_name::<DatabaseConnection>()
+        || name == std::any::type_name::<super::Pool>()
 }
 
 /// A uniformly random wait in `[0, up_to]`.
@@ -148,6 +150,7 @@ mod tests {
     #[test]
     fn only_the_pool_itself_retries() {
         assert!(on_pool::<DatabaseConnection>());
+        assert!(on_pool::<super::super::Pool>());
         assert!(!on_pool::<DatabaseTransaction>());
         assert!(!on_pool::<DatabaseExecutor<'static>>());
     }

@@ -17,11 +17,13 @@
 //! [-n N]`, `status`, `fresh`, `refresh`, `reset`, `-v`, `DATABASE_URL`,
 //! `DATABASE_SCHEMA`) and adds checksums (`verify`), previews (`sql`,
 //! `--dry-run`), locking, failure recovery (`repair`), targets (`--to`,
-//! `mark-applied`, `baseline`) and `create`. Exit codes: 0 done, 1 the
-//! database refused or a check failed, 2 bad arguments or configuration
-//! (among them a command that writes run against a read-only standby or
-//! replica: refused before any change; `status`, `verify`, `sql` and dry
-//! runs work there).
+//! `mark-applied`, `baseline`) and `create`. `DATABASE_MIGRATION_URL`, when
+//! set, is the database migrations connect to instead of `DATABASE_URL`
+//! (which may go through a transaction-pooling PgBouncer, refused, see
+//! [`crate::runner::pooler`]). Exit codes: 0 done, 1 the database refused or
+//! a check failed, 2 bad arguments or configuration (among them a command
+//! that writes run against a read-only standby or replica: refused before any
+//! change; `status`, `verify`, `sql` and dry runs work there).
 
 mod create;
 mod output;
@@ -37,6 +39,7 @@ use sea_orm_migration::sea_orm::{DbBackend, DbErr};
 use crate::Migrator;
 use crate::redact;
 use crate::render::{Direction, render_sql};
+use crate::runner::pooler::{self, PoolMode};
 use crate::runner::{self, Event, Options, Ownership, Runner, Target};
 
 /// Where the database lives when neither `--database-url` nor `DATABASE_URL`
@@ -74,6 +77,18 @@ pub struct ConnectionArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+
+    /// Database URL for migrations only, used instead of --database-url
+    /// (DATABASE_URL) when set: the database directly, or a session-pooling
+    /// port, when DATABASE_URL goes through PgBouncer in transaction pooling
+    /// (DATABASE_POOL_MODE=transaction), which migrations refuse.
+    #[arg(
+        long,
+        env = "DATABASE_MIGRATION_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub migration_url: Option<String>,
 
     /// PostgreSQL schema to migrate (default: the connection's search path).
     #[arg(short = 's', long, env = "DATABASE_SCHEMA", global = true)]
@@ -393,18 +408,26 @@ fn init_logging(verbose: bool) {
         .try_init();
 }
 
-/// The database URL the arguments name (or the SQLite default, said on
-/// stderr), checked for a supported scheme.
-fn database_url(args: &ConnectionArgs) -> Result<String, Failure> {
-    let url = match args.database_url.as_deref().map(str::trim) {
-        Some(url) if !url.is_empty() => url.to_owned(),
-        _ => {
-            eprintln!(
-                "DATABASE_URL is not set; using the SQLite file ./gatehouse.db \
-                 (set DATABASE_URL or pass --database-url for PostgreSQL or MySQL)"
-            );
-            DEFAULT_DATABASE_URL.to_owned()
-        }
+/// The database URL the arguments name and the variable it came from:
+/// `DATABASE_MIGRATION_URL` when set, else `DATABASE_URL` (or the SQLite
+/// default, said on stderr); checked for a supported scheme.
+fn database_url(args: &ConnectionArgs) -> Result<(String, &'static str), Failure> {
+    let given = |url: &Option<String>| {
+        url.as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+    };
+    let (url, var) = if let Some(url) = given(&args.migration_url) {
+        (url, pooler::MIGRATION_URL_VAR)
+    } else if let Some(url) = given(&args.database_url) {
+        (url, "DATABASE_URL")
+    } else {
+        eprintln!(
+            "DATABASE_URL is not set; using the SQLite file ./gatehouse.db \
+             (set DATABASE_URL or pass --database-url for PostgreSQL or MySQL)"
+        );
+        (DEFAULT_DATABASE_URL.to_owned(), "DATABASE_URL")
     };
     let scheme = url
         .split(':')
@@ -416,11 +439,11 @@ fn database_url(args: &ConnectionArgs) -> Result<String, Failure> {
         "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite"
     ) {
         return Err(Failure::Usage(format!(
-            "unsupported database URL scheme `{scheme}:` in DATABASE_URL ({}); use postgres://, mysql:// or sqlite://",
+            "unsupported database URL scheme `{scheme}:` in {var} ({}); use postgres://, mysql:// or sqlite://",
             redact::url(&url)
         )));
     }
-    Ok(url)
+    Ok((url, var))
 }
 
 /// Refuses a PostgreSQL schema name that cannot be quoted safely: sea-orm
@@ -465,23 +488,39 @@ async fn connect<M: MigratorTrait>(
     ownership: Ownership,
 ) -> Result<Runner<M>, Failure> {
     check_schema(args.database_schema.as_deref())?;
-    let url = database_url(args)?;
+    let (url, var) = database_url(args)?;
+    // DATABASE_POOL_MODE describes DATABASE_URL, not the migration URL.
+    let pool_mode = if var == pooler::MIGRATION_URL_VAR {
+        PoolMode::Session
+    } else {
+        PoolMode::from_env()
+            .map_err(|reason| Failure::Usage(format!("{} {reason}", pooler::POOL_MODE_VAR)))?
+    };
     let options = Options {
         lock_timeout: Some(args.lock_timeout),
         statement_timeout: args.statement_timeout,
         allow_changed,
         ownership,
         on_event: Some(std::sync::Arc::new(print_event)),
+        pool_mode,
+        url_var: Some(var),
+    };
+    let flag = if var == pooler::MIGRATION_URL_VAR {
+        "--migration-url"
+    } else {
+        "--database-url"
     };
     Runner::connect(&url, args.database_schema.as_deref(), options)
         .await
-        .map_err(|err| {
-            Failure::Usage(format!(
-                "cannot connect to {}: {}. Check that the server is running and that DATABASE_URL \
-             (or --database-url) is right.",
+        .map_err(|err| match err {
+            // The runner refused the connection (transaction pooling): its message says what to set.
+            DbErr::Migration(_) => Failure::Usage(message(&err)),
+            _ => Failure::Usage(format!(
+                "cannot connect to {}: {}. Check that the server is running and that {var} \
+                 (or {flag}) is right.",
                 redact::url(&url),
                 redact::text(&message(&err), &url)
-            ))
+            )),
         })
 }
 

@@ -48,6 +48,7 @@ mod admin;
 mod exec;
 pub mod ledger;
 pub mod lock;
+pub mod pooler;
 mod rerun;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,7 @@ use sea_orm_migration::sea_orm::{
 use crate::read_only::{self, ReadOnly};
 use crate::render::{Direction, checksum, render, to_sql};
 use ledger::Record;
+use pooler::{Evidence, PoolMode};
 
 /// Why a run that writes (`up`, `down`, `baseline`, `repair`, `fresh`, ...)
 /// did not happen or stopped.
@@ -118,6 +120,32 @@ pub struct Options {
     /// Called with every [`Event`] (besides the `tracing` event), e.g. to
     /// print progress; `None` for none.
     pub on_event: Option<OnEvent>,
+    /// How the connection's URL is pooled, as the application declares it
+    /// ([`pooler::POOL_MODE_VAR`]): [`PoolMode::Transaction`] is refused
+    /// before connecting. Undeclared transaction pooling is detected anyway
+    /// ([`pooler::refuse_transaction_pooling`]).
+    pub pool_mode: PoolMode,
+    /// Where the connection's URL came from, for messages, e.g.
+    /// `DATABASE_MIGRATION_URL`; `None` says `DATABASE_URL`.
+    pub url_var: Option<&'static str>,
+}
+
+impl Options {
+    /// The name messages give the connection's URL.
+    fn url_var(&self) -> &'static str {
+        self.url_var.unwrap_or("DATABASE_URL")
+    }
+
+    /// Refuses a connection declared to pool per transaction.
+    fn refuse_declared_pooling(&self) -> Result<(), DbErr> {
+        match self.pool_mode {
+            PoolMode::Transaction => Err(pooler::transaction_pooling_error(
+                self.url_var(),
+                Evidence::Declared,
+            )),
+            PoolMode::Session => Ok(()),
+        }
+    }
 }
 
 /// A callback for the runner's [`Event`]s.
@@ -131,6 +159,8 @@ impl fmt::Debug for Options {
             .field("allow_changed", &self.allow_changed)
             .field("ownership", &self.ownership)
             .field("on_event", &self.on_event.as_ref().map(|_| "callback"))
+            .field("pool_mode", &self.pool_mode)
+            .field("url_var", &self.url_var)
             .finish()
     }
 }
@@ -407,11 +437,18 @@ pub struct Runner<M> {
 
 impl<M: MigratorTrait> Runner<M> {
     /// Opens the runner's single connection to `url`. The migration lock and
-    /// session settings live on a connection, so the runner uses exactly one.
+    /// session settings live on a connection, so the runner uses exactly one,
+    /// and refuses a URL that goes through transaction pooling (see
+    /// [`pooler`]) before it changes anything.
     ///
     /// # Errors
-    /// A database error when the server cannot be reached.
+    /// A database error when the server cannot be reached;
+    /// [`DbErr::Migration`] ([`pooler::transaction_pooling_error`]) for
+    /// transaction pooling, declared or detected.
+    // `schema` only concerns PostgreSQL.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
     pub async fn connect(url: &str, schema: Option<&str>, options: Options) -> Result<Self, DbErr> {
+        options.refuse_declared_pooling()?;
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
             .max_connections(1)
@@ -422,14 +459,9 @@ impl<M: MigratorTrait> Runner<M> {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
             .sqlx_logging(false);
-        if let Some(schema) = schema {
-            connect.set_schema_search_path(schema.to_owned());
-        }
         #[cfg(feature = "postgres")]
-        if let Some(timeout) = options.statement_timeout {
-            let ms = timeout.as_millis().to_string();
-            connect
-                .map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
+        if let Some(sql) = postgres_settings(schema, options.statement_timeout) {
+            connect.map_sqlx_postgres_pool_opts(move |o| with_settings(o, sql.clone()));
         }
         // A short busy timeout lets the lock wait say that it waits and honour --lock-timeout.
         #[cfg(feature = "sqlite")]
@@ -440,6 +472,10 @@ impl<M: MigratorTrait> Runner<M> {
                 crate::redact::text(&err.to_string(), url),
             ))
         })?;
+        if let Err(err) = pooler::refuse_transaction_pooling(&db, options.url_var()).await {
+            let _ = db.close().await;
+            return Err(err);
+        }
         if db.get_database_backend() == DbBackend::MySql
             && let Some(timeout) = options.statement_timeout
         {
@@ -463,16 +499,20 @@ impl<M: MigratorTrait> Runner<M> {
     /// else `db`'s current schema). An in-memory SQLite database is seen by
     /// `db`'s connections only, so the runner uses `db` itself, which must be
     /// a pool of one connection (sea-orm's default for SQLite); its lock is
-    /// the write transaction a run holds, so it is safe there too.
+    /// the write transaction a run holds, so it is safe there too. A `db`
+    /// that goes through transaction pooling is refused (see [`pooler`]).
     ///
     /// # Errors
     /// [`DbErr::Conn`] when the connection cannot be opened, or `db` is an
-    /// in-memory SQLite pool of several connections, or no sqlx connection.
+    /// in-memory SQLite pool of several connections, or no sqlx connection;
+    /// [`DbErr::Migration`] for transaction pooling, as [`Runner::connect`].
     pub async fn from_connection(
         db: DatabaseConnection,
         schema: Option<&str>,
         options: Options,
     ) -> Result<Self, DbErr> {
+        options.refuse_declared_pooling()?;
+        pooler::refuse_transaction_pooling(&db, options.url_var()).await?;
         let (db, owned) = dedicated(db, schema, &options).await?;
         if db.get_database_backend() == DbBackend::MySql
             && let Some(timeout) = options.statement_timeout
@@ -619,17 +659,13 @@ async fn dedicated(
                     .flatten()
                     .unwrap_or_else(|| "public".to_owned()),
             };
-            let mut settings = vec![("search_path".to_owned(), format!("\"{schema}\""))];
-            if let Some(timeout) = options.statement_timeout {
-                settings.push((
-                    "statement_timeout".to_owned(),
-                    timeout.as_millis().to_string(),
-                ));
-            }
-            let connect = (*db.get_postgres_connection_pool().connect_options())
-                .clone()
-                .options(settings);
-            let pool = single().connect_with(connect).await.map_err(opened)?;
+            let settings =
+                postgres_settings(Some(&schema), options.statement_timeout).unwrap_or_default();
+            let connect = (*db.get_postgres_connection_pool().connect_options()).clone();
+            let pool = with_settings(single(), settings)
+                .connect_with(connect)
+                .await
+                .map_err(opened)?;
             Ok((
                 sea_orm_migration::sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
                 true,
@@ -684,6 +720,47 @@ async fn dedicated(
                 .to_owned(),
         )),
     }
+}
+
+/// The runner's PostgreSQL session settings as one simple query: `SET`s run
+/// on each connection it opens, rather than the `options` startup
+/// parameter, which PgBouncer refuses (`unsupported startup parameter`).
+#[cfg(feature = "postgres")]
+fn postgres_settings(schema: Option<&str>, statement_timeout: Option<Duration>) -> Option<String> {
+    let mut sql = Vec::new();
+    if let Some(schema) = schema {
+        sql.push(format!(
+            "SET search_path = \"{}\"",
+            schema.replace('"', "\"\"")
+        ));
+    }
+    if let Some(timeout) = statement_timeout {
+        sql.push(format!("SET statement_timeout = {}", timeout.as_millis()));
+    }
+    (!sql.is_empty()).then(|| sql.join("; "))
+}
+
+/// `pool` running `settings` (see [`postgres_settings`]) on each new connection.
+#[cfg(feature = "postgres")]
+fn with_settings(
+    pool: sea_orm_migration::sea_orm::sqlx::pool::PoolOptions<
+        sea_orm_migration::sea_orm::sqlx::Postgres,
+    >,
+    settings: String,
+) -> sea_orm_migration::sea_orm::sqlx::pool::PoolOptions<sea_orm_migration::sea_orm::sqlx::Postgres>
+{
+    use sea_orm_migration::sea_orm::sqlx;
+    if settings.is_empty() {
+        return pool;
+    }
+    pool.after_connect(move |conn, _| {
+        let sql = settings.clone();
+        Box::pin(async move {
+            sqlx::Executor::execute(conn, sqlx::AssertSqlSafe(sql))
+                .await
+                .map(|_| ())
+        })
+    })
 }
 
 /// Renders every migration of `M` for `backend`.

@@ -12,6 +12,8 @@
 //! (transaction pooling), `TEST_PGBOUNCER_SESSION_URL`, `TEST_STANDBY_URL`;
 //! the defaults are `scripts/topologies.sh`'s ports.
 
+mod pgbouncer;
+
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};

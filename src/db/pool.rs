@@ -1,0 +1,425 @@
+//! [`Pool`]: the connection the services reach the database through, safe
+//! under the pool mode the application declares: what transaction pooling
+//! breaks, what the pool does about it and what it costs are on [`Pool`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ExecResult, IsolationLevel, QueryResult, Statement, TransactionError, TransactionOptions,
+    TransactionTrait,
+};
+
+use super::{POOL_MODE_VAR, PoolMode};
+use crate::Error;
+
+/// A database pool as the services use it: sea-orm's [`DatabaseConnection`]
+/// and the [`PoolMode`] it runs under. Implements sea-orm's
+/// [`ConnectionTrait`] and [`TransactionTrait`], so every service function
+/// and sea-orm query takes it; cheap to clone (clones share the pool).
+///
+/// In [`PoolMode::Session`] (a direct connection, or session pooling) it is
+/// the sea-orm pool itself, statement for statement.
+///
+/// PgBouncer in transaction pooling lends a server session for one
+/// transaction at a time. sqlx runs a statement with arguments as Parse,
+/// Describe, Sync, then Bind, Execute, Sync: outside a transaction the
+/// pooler may send the two halves to two sessions. sea-orm names every
+/// statement (`sqlx_s_N`, per client connection) and, with the statement
+/// cache off, never closes it, so a session collects the names of every
+/// client it served: `prepared statement "sqlx_s_1" already exists`, or
+/// another client's statement run under that name. In
+/// [`PoolMode::Transaction`] the pool therefore
+///
+/// - runs each statement outside a transaction as `BEGIN`, the statement
+///   (unnamed, so nothing is left on the session), `COMMIT`, on one pooled
+///   connection: four round trips, where a statement sqlx has cached costs
+///   one;
+/// - starts each transaction with `DEALLOCATE ALL` (the names other clients
+///   left on the session it is lent): one round trip more, and each
+///   statement in it is parsed again (two round trips);
+/// - runs statements without arguments (`execute_unprepared`) as they are:
+///   a simple query is one message, on one session;
+/// - keeps sqlx's statement cache off (a cached name would be looked up on
+///   whatever session serves the next transaction).
+///
+/// Statements the application runs on the sea-orm pool directly
+/// ([`Pool::connection`]) get none of this.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), gatehouse::Error> {
+/// use gatehouse::db::{Pool, PoolMode};
+///
+/// // Through PgBouncer in transaction pooling (DATABASE_POOL_MODE=transaction).
+/// let pool = Pool::connect("postgres://app@pgbouncer:6432/app", PoolMode::Transaction).await?;
+/// let admins = gatehouse::rbac::find_role(&pool, "admin").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    conn: DatabaseConnection,
+    mode: PoolMode,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("backend", &self.conn.get_database_backend())
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// A pool in [`PoolMode::Session`]: the connection as it is.
+impl From<DatabaseConnection> for Pool {
+    fn from(conn: DatabaseConnection) -> Self {
+        Self {
+            conn,
+            mode: PoolMode::Session,
+        }
+    }
+}
+
+impl Pool {
+    /// Opens a pool to `url` with [`super::connect_options`] for `mode`
+    /// (in [`PoolMode::Transaction`], with sqlx's statement cache off).
+    ///
+    /// # Errors
+    /// As [`super::connect`]; [`Error::Config`] naming `DATABASE_POOL_MODE`
+    /// for transaction pooling on a database other than PostgreSQL.
+    pub async fn connect(url: &str, mode: PoolMode) -> Result<Self, Error> {
+        super::check_scheme(url)?;
+        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+        let mut options = super::connect_options(url);
+        if mode == PoolMode::Transaction {
+            check_postgres(url.starts_with("postgres"))?;
+            #[cfg(feature = "postgres")]
+            options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
+        }
+        let conn = sea_orm::Database::connect(options).await?;
+        Ok(Self { conn, mode })
+    }
+
+    /// `conn` for `mode`. In [`PoolMode::Transaction`] this opens a pool of
+    /// its own with `conn`'s connect and pool options and sqlx's statement
+    /// cache off (which cannot be turned off on an open pool); `conn` itself
+    /// is then left unused (close it when nothing else needs it).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `DATABASE_POOL_MODE` for transaction pooling
+    /// on a database other than PostgreSQL; [`Error::Db`] when the new pool
+    /// cannot connect.
+    pub async fn from_connection(conn: DatabaseConnection, mode: PoolMode) -> Result<Self, Error> {
+        match mode {
+            PoolMode::Session => Ok(Self::from(conn)),
+            PoolMode::Transaction => {
+                check_postgres(conn.get_database_backend() == DbBackend::Postgres)?;
+                #[cfg(feature = "postgres")]
+                {
+                    let pool = conn.get_postgres_connection_pool();
+                    let options = (*pool.connect_options())
+                        .clone()
+                        .statement_cache_capacity(0);
+                    let reopened = pool
+                        .options()
+                        .clone()
+                        .connect_with(options)
+                        .await
+                        .map_err(|err| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(err.into())))?;
+                    Ok(Self {
+                        conn: sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(reopened),
+                        mode,
+                    })
+                }
+                #[cfg(not(feature = "postgres"))]
+                unreachable!("check_postgres refused a non-PostgreSQL connection")
+            }
+        }
+    }
+
+    /// The mode this pool runs under.
+    pub fn mode(&self) -> PoolMode {
+        self.mode
+    }
+
+    /// sea-orm's pool underneath. In [`PoolMode::Transaction`] statements run
+    /// on it directly are not safe (see [`Pool`]): give `&Pool` instead
+    /// wherever a `ConnectionTrait` is taken.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Whether statements outside a transaction need one of their own.
+    fn pinned(&self) -> bool {
+        self.mode == PoolMode::Transaction
+    }
+
+    /// Clears the prepared statements other clients left on the session a
+    /// new transaction was lent (transaction pooling only).
+    async fn clear(&self, txn: DatabaseTransaction) -> Result<DatabaseTransaction, DbErr> {
+        if self.pinned() {
+            txn.execute_unprepared("DEALLOCATE ALL").await?;
+        }
+        Ok(txn)
+    }
+}
+
+/// Refuses transaction pooling on a database other than PostgreSQL.
+fn check_postgres(is_postgres: bool) -> Result<(), Error> {
+    if is_postgres {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            var: POOL_MODE_VAR,
+            reason: "`transaction` is for PostgreSQL behind PgBouncer in transaction pooling, \
+                     and DATABASE_URL is not PostgreSQL; set it to `session` or unset it"
+                .into(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Pool {
+    fn get_database_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        #[cfg(feature = "postgres")]
+        if self.pinned() {
+            return pinned::execute(&self.conn, stmt).await;
+        }
+        self.conn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        // A simple query: one message, one session, nothing prepared.
+        self.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        #[cfg(feature = "postgres")]
+        if self.pinned() {
+            return pinned::query_one(&self.conn, stmt).await;
+        }
+        self.conn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        #[cfg(feature = "postgres")]
+        if self.pinned() {
+            return pinned::query_all(&self.conn, stmt).await;
+        }
+        self.conn.query_all_raw(stmt).await
+    }
+}
+
+/// The transactions of a [`Pool`] are sea-orm's, begun on one pooled
+/// connection; in [`PoolMode::Transaction`] their first statement is
+/// `DEALLOCATE ALL`.
+#[async_trait::async_trait]
+impl TransactionTrait for Pool {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.clear(self.conn.begin().await?).await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.clear(
+            self.conn
+                .begin_with_config(isolation_level, access_mode)
+                .await?,
+        )
+        .await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.clear(self.conn.begin_with_options(options).await?)
+            .await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        let txn = self.begin().await.map_err(TransactionError::Connection)?;
+        run(txn, callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
+            .await
+            .map_err(TransactionError::Connection)?;
+        run(txn, callback).await
+    }
+}
+
+/// Runs `callback` in `txn`: commits on `Ok`, rolls back on `Err`.
+async fn run<F, T, E>(txn: DatabaseTransaction, callback: F) -> Result<T, TransactionError<E>>
+where
+    F: for<'c> FnOnce(
+            &'c DatabaseTransaction,
+        ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+        + Send,
+    T: Send,
+    E: fmt::Display + fmt::Debug + Send,
+{
+    let result = callback(&txn).await;
+    match result {
+        Ok(value) => {
+            txn.commit().await.map_err(TransactionError::Connection)?;
+            Ok(value)
+        }
+        Err(err) => {
+            txn.rollback().await.map_err(TransactionError::Connection)?;
+            Err(TransactionError::Transaction(err))
+        }
+    }
+}
+
+/// What takes a whole pooled connection (a `COPY`, see
+/// [`crate::audit::ingest_pooled`]) besides statements: a
+/// [`DatabaseConnection`] (as it is) or a [`Pool`] (safe under its mode).
+pub trait PoolSource: ConnectionTrait + TransactionTrait {
+    /// sea-orm's pool underneath.
+    fn connection(&self) -> &DatabaseConnection;
+}
+
+impl PoolSource for DatabaseConnection {
+    fn connection(&self) -> &DatabaseConnection {
+        self
+    }
+}
+
+impl PoolSource for Pool {
+    fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+}
+
+/// A statement outside a transaction under transaction pooling: `BEGIN`,
+/// the statement unnamed, `COMMIT`, on one pooled connection (one server
+/// session); rolled back when it fails. Errors map as sea-orm's driver maps
+/// them, so [`crate::Error`] reads them the same.
+#[cfg(feature = "postgres")]
+mod pinned {
+    use std::sync::Arc;
+
+    use sea_orm::sqlx::{self, PgPool, Postgres};
+    use sea_orm::{ConnAcquireErr, DatabaseConnection, DbErr, ExecResult, QueryResult, RuntimeErr};
+    use sea_query_sqlx::SqlxValues;
+
+    use super::Statement;
+
+    type Query<'q> = sqlx::query::Query<'q, Postgres, SqlxValues>;
+
+    fn query(stmt: &Statement) -> Query<'_> {
+        let values = stmt
+            .values
+            .clone()
+            .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
+        // Unnamed: nothing stays on the session for the next client.
+        sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+            .persistent(false)
+    }
+
+    fn acquire_err(err: sqlx::Error) -> DbErr {
+        match err {
+            sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+            other => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(other))),
+        }
+    }
+
+    fn exec_err(err: sqlx::Error) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    fn query_err(err: sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    fn pool(conn: &DatabaseConnection) -> &PgPool {
+        conn.get_postgres_connection_pool()
+    }
+
+    /// Commits after `result`, or rolls back and gives its error.
+    async fn finish<T>(
+        txn: sqlx::Transaction<'static, Postgres>,
+        result: Result<T, sqlx::Error>,
+        map: fn(sqlx::Error) -> DbErr,
+    ) -> Result<T, DbErr> {
+        match result {
+            Ok(value) => {
+                txn.commit().await.map_err(map)?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = txn.rollback().await;
+                Err(map(err))
+            }
+        }
+    }
+
+    pub(super) async fn execute(
+        conn: &DatabaseConnection,
+        stmt: Statement,
+    ) -> Result<ExecResult, DbErr> {
+        let mut txn = pool(conn).begin().await.map_err(acquire_err)?;
+        let result = query(&stmt).execute(&mut *txn).await.map(Into::into);
+        finish(txn, result, exec_err).await
+    }
+
+    pub(super) async fn query_one(
+        conn: &DatabaseConnection,
+        stmt: Statement,
+    ) -> Result<Option<QueryResult>, DbErr> {
+        let mut txn = pool(conn).begin().await.map_err(acquire_err)?;
+        let result = query(&stmt)
+            .fetch_optional(&mut *txn)
+            .await
+            .map(|row| row.map(Into::into));
+        finish(txn, result, query_err).await
+    }
+
+    pub(super) async fn query_all(
+        conn: &DatabaseConnection,
+        stmt: Statement,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let mut txn = pool(conn).begin().await.map_err(acquire_err)?;
+        let result = query(&stmt)
+            .fetch_all(&mut *txn)
+            .await
+            .map(|rows| rows.into_iter().map(Into::into).collect());
+        finish(txn, result, query_err).await
+    }
+}
