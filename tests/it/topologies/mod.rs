@@ -300,12 +300,11 @@ mod fixtures {
             .execute_unprepared("INSERT INTO probe VALUES (1)")
             .await
             .expect("insert on node 1");
-        for node in &g.nodes {
-            assert_eq!(scalar_i64(node, "SELECT @@wsrep_on").await, 1);
-            node.execute_unprepared("SET SESSION wsrep_sync_wait = 1")
-                .await
-                .expect("causal reads");
-            assert_eq!(scalar_i64(node, "SELECT COUNT(*) FROM probe").await, 1);
+        for i in 0..g.nodes.len() {
+            let node = g.causal(i).await;
+            assert_eq!(scalar_i64(&node, "SELECT @@wsrep_on").await, 1);
+            assert_eq!(scalar_i64(&node, "SELECT COUNT(*) FROM probe").await, 1);
+            let _ = node.close().await;
         }
         g.drop().await;
     }
