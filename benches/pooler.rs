@@ -49,14 +49,18 @@ async fn main() -> Result<()> {
     let config = Config::from_values(&"11".repeat(32), &"22".repeat(32))?;
     let peers = [
         ("direct", db.url.clone(), PoolMode::Session),
-        ("pgbouncer transaction pooling", transaction_url, PoolMode::Transaction),
+        (
+            "pgbouncer transaction pooling",
+            transaction_url,
+            PoolMode::Transaction,
+        ),
         ("pgbouncer session pooling", session_url, PoolMode::Session),
     ];
     let mut gates = Vec::new();
     for (label, url, mode) in &peers {
-        let pool = Pool::connect(url, *mode)
-            .await
-            .with_context(|| format!("{label}: is PgBouncer running? scripts/topologies.sh start pgbouncer"))?;
+        let pool = Pool::connect(url, *mode).await.with_context(|| {
+            format!("{label}: is PgBouncer running? scripts/topologies.sh start pgbouncer")
+        })?;
         gates.push(Gatehouse::builder(pool).config(&config).build().await?);
     }
     // One account, its session and an API key, made on the direct connection.
@@ -95,15 +99,27 @@ async fn main() -> Result<()> {
     .await?;
     let key = issued.key.expose().to_owned();
 
-    let w1 = interleaved("W1 session validation", gates.len(), 20, calls, async |peer| {
-        gates[peer].validate_session(&token, client).await?;
-        Ok(())
-    })
+    let w1 = interleaved(
+        "W1 session validation",
+        gates.len(),
+        20,
+        calls,
+        async |peer| {
+            gates[peer].validate_session(&token, client).await?;
+            Ok(())
+        },
+    )
     .await?;
-    let w2 = interleaved("W2 API-key verification", gates.len(), 20, calls, async |peer| {
-        gates[peer].verify_api_key(&key, Some("192.0.2.10")).await?;
-        Ok(())
-    })
+    let w2 = interleaved(
+        "W2 API-key verification",
+        gates.len(),
+        20,
+        calls,
+        async |peer| {
+            gates[peer].verify_api_key(&key, Some("192.0.2.10")).await?;
+            Ok(())
+        },
+    )
     .await?;
 
     println!("PostgreSQL, {calls} calls per peer, 1 client");
@@ -111,7 +127,10 @@ async fn main() -> Result<()> {
     println!("| workload | peer | p50 µs | p99 µs | p50 vs direct |");
     println!("|---|---|--:|--:|--:|");
     let mut json = Vec::new();
-    for (name, stats) in [("W1 session validation", &w1), ("W2 API-key verification", &w2)] {
+    for (name, stats) in [
+        ("W1 session validation", &w1),
+        ("W2 API-key verification", &w2),
+    ] {
         let base = stats[0].p50_us;
         for ((label, _, _), s) in peers.iter().zip(stats.iter()) {
             println!(
@@ -120,11 +139,16 @@ async fn main() -> Result<()> {
                 s.p99_us,
                 s.p50_us / base
             );
-            json.push(serde_json::json!({"workload": name, "peer": label, "stats": Stats::json(s)}));
+            json.push(
+                serde_json::json!({"workload": name, "peer": label, "stats": Stats::json(s)}),
+            );
         }
     }
     std::fs::create_dir_all("target").ok();
-    std::fs::write("target/bench-pooler.json", serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(
+        "target/bench-pooler.json",
+        serde_json::to_string_pretty(&json)?,
+    )?;
     for gate in gates {
         let _ = gate.db().connection().clone().close().await;
     }

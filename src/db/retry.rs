@@ -26,6 +26,11 @@
 //! again would make the request wait that long once more for the same cause;
 //! the caller gets [`Error::Busy`] at once (InnoDB rolls back only the
 //! statement on 1205; the unit's transaction is dropped, so nothing of it stays).
+//! Except a lock timeout that came back sooner than [`NOT_A_LOCK_WAIT`]: no
+//! lock wait ran out then. That is what a Galera node answers when
+//! certification aborts a transaction while one of its reads waits for the
+//! node to catch up (`wsrep_sync_wait`): 1205 at once, under contention on
+//! one row from several nodes. It is retried as a conflict.
 //!
 //! # Only on a pool
 //! The retry runs only when the service was given the pool itself
@@ -69,6 +74,9 @@ use crate::{Contention, Error};
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Longest wait before the first retry; it doubles before each further one.
 const FIRST_WAIT: Duration = Duration::from_millis(2);
+/// A lock timeout reported sooner than this after the unit started was no
+/// lock wait running out (InnoDB's shortest is 1 s): a Galera abort.
+pub const NOT_A_LOCK_WAIT: Duration = Duration::from_millis(900);
 
 /// Runs `unit` and, when `db` is a pool and the database rolled it back on a
 /// conflict, runs it again from its start (see the module docs): at most
@@ -90,11 +98,18 @@ where
     let retries = on_pool::<C>();
     let mut attempt = 1;
     loop {
-        match unit().await {
-            Err(Error::Busy {
-                contention: Contention::Conflict,
-                ..
-            }) if retries && attempt < MAX_ATTEMPTS => {
+        let started = std::time::Instant::now();
+        let result = unit().await;
+        let conflicted = match &result {
+            Err(Error::Busy { contention, .. }) => {
+                *contention == Contention::Conflict
+                    || (*contention == Contention::LockTimeout
+                        && started.elapsed() < NOT_A_LOCK_WAIT)
+            }
+            _ => false,
+        };
+        match result {
+            Err(Error::Busy { .. }) if conflicted && retries && attempt < MAX_ATTEMPTS => {
                 let wait = jitter(FIRST_WAIT * 2u32.pow(attempt - 1));
                 tracing::debug!(
                     operation,
@@ -189,19 +204,40 @@ mod tests {
     #[tokio::test]
     async fn lock_timeouts_and_other_errors_are_not_retried() {
         let pool = DatabaseConnection::default();
-        for error in [
-            || busy(Contention::LockTimeout),
-            || Error::conflict("email", "taken"),
+        for (error, after) in [
+            (busy(Contention::LockTimeout), NOT_A_LOCK_WAIT),
+            (Error::conflict("email", "taken"), Duration::ZERO),
         ] {
             let runs = Cell::new(0);
             let result: Result<(), Error> = retry(&pool, "test", || async {
                 runs.set(runs.get() + 1);
-                Err(error())
+                tokio::time::sleep(after).await;
+                Err(match &error {
+                    Error::Busy { contention, .. } => busy(*contention),
+                    _ => Error::conflict("email", "taken"),
+                })
             })
             .await;
             assert!(result.is_err());
             assert_eq!(runs.get(), 1);
         }
+    }
+
+    #[tokio::test]
+    async fn a_lock_timeout_at_once_is_a_galera_abort_and_runs_again() {
+        let pool = DatabaseConnection::default();
+        let runs = Cell::new(0);
+        let result: Result<(), Error> = retry(&pool, "test", || async {
+            runs.set(runs.get() + 1);
+            if runs.get() < 3 {
+                Err(busy(Contention::LockTimeout))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(runs.get(), 3);
     }
 
     #[test]

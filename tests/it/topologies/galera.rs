@@ -192,8 +192,10 @@ async fn role_changes_on_one_role_from_every_node_conflict_and_are_retried() {
         .unwrap();
     const ROUNDS: i32 = 10;
     for round in 0..ROUNDS {
-        let change = |node: usize| {
-            let level = 10 + round * 3 + node as i32;
+        // Three changes per node at once: certification conflicts are then all
+        // but certain in every round, not only when the scheduler lines them up.
+        let change = |node: usize, n: i32| {
+            let level = 10 + (round * 9 + node as i32 * 3 + n) % 80;
             rbac::update_role(
                 &pools[node],
                 Actor::System,
@@ -205,8 +207,19 @@ async fn role_changes_on_one_role_from_every_node_conflict_and_are_retried() {
                 Utc::now(),
             )
         };
-        let (a, b, c) = tokio::join!(change(0), change(1), change(2));
-        for result in [a, b, c] {
+        let results = tokio::join!(
+            change(0, 0),
+            change(1, 0),
+            change(2, 0),
+            change(0, 1),
+            change(1, 1),
+            change(2, 1),
+            change(0, 2),
+            change(1, 2),
+            change(2, 2)
+        );
+        let (a, b, c, d, e, f, g2, h, i) = results;
+        for result in [a, b, c, d, e, f, g2, h, i] {
             if let Err(err) = result {
                 panic!("round {round}: {err:?}");
             }
@@ -222,7 +235,7 @@ async fn role_changes_on_one_role_from_every_node_conflict_and_are_retried() {
     .await;
     assert_eq!(
         audited,
-        3 * i64::from(ROUNDS),
+        9 * i64::from(ROUNDS),
         "every change committed once"
     );
     assert!(
