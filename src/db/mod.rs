@@ -82,6 +82,7 @@ pub const WSREP_SYNC_WAIT_VAR: &str = "wsrep_sync_wait";
 /// Sets bit 1 of `wsrep_sync_wait` (keeping the server's other bits) on a
 /// Galera node; a no-op elsewhere. MariaDB knows both variables with or
 /// without Galera; MySQL without Galera knows neither (error 1193).
+#[cfg(feature = "mysql")]
 const CAUSAL_READS_SQL: &str = "SET SESSION wsrep_sync_wait = \
      IF(@@wsrep_on, @@session.wsrep_sync_wait | 1, @@session.wsrep_sync_wait)";
 

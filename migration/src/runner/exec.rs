@@ -281,7 +281,13 @@ impl<M: MigratorTrait> Runner<M> {
             None,
         )
         .await?;
+        // On Galera another node may take over a lease this run could not
+        // renew (a long DDL holds every commit): stop at the next statement.
+        let leased = self.lease().is_some();
         for i in resume_from..total {
+            if leased && i > resume_from {
+                self.ensure_lock_held().await?;
+            }
             let ran = match reruns.get(i - resume_from) {
                 Some(rerun) => execute_again(conn, &step.statements[i], rerun).await,
                 None => execute(conn, &step.statements[i]).await,
@@ -377,12 +383,11 @@ fn resume_point(
     let done = usize::try_from(failure.statements_done)
         .unwrap_or(0)
         .min(step.sql.len());
-    // A `running` row records where its run started, with no checksum of what ran before.
-    let unchanged = done == 0
-        || failure.done_checksum.as_deref() == Some(checksum(&step.sql[..done]).as_str())
-        || (failure.status == RUNNING && failure.checksum == step.checksum);
     if failure.is_unfinished() {
-        if !unchanged {
+        // Any statement up to the uncertain ones may have run: all of the
+        // migration must be what that run ran, or a statement run again in
+        // its safe form could find an older version of its effect and keep it.
+        if failure.checksum != step.checksum {
             return Err(interrupted(step, failure, &[]));
         }
         let uncertain_until = if failure.status == RUNNING {
@@ -398,7 +403,7 @@ fn resume_point(
     if done == 0 {
         return Ok(fresh);
     }
-    if unchanged {
+    if failure.done_checksum.as_deref() == Some(checksum(&step.sql[..done]).as_str()) {
         let from = retry_from(&step.sql, done);
         Ok(Resume {
             from,
@@ -463,8 +468,9 @@ async fn plan_reruns<C: ConnectionTrait>(
 ) -> Result<Vec<Rerun>, DbErr> {
     let mut plans = Vec::new();
     let mut unsafe_ones = Vec::new();
+    let if_exists_forms = from < until && rerun::has_if_exists_forms(conn).await?;
     for i in from..until {
-        match rerun::plan(conn, &step.statements[i]).await? {
+        match rerun::plan(conn, &step.statements[i], if_exists_forms).await? {
             Some(plan) => plans.push(plan),
             None => unsafe_ones.push(i + 1),
         }

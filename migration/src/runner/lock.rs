@@ -7,10 +7,16 @@
 //! On a Galera cluster (`wsrep_on`) `GET_LOCK` is node-local, so the lock is
 //! a lease instead: row 1 of [`LEASE_TABLE`], inserted by an autocommit write
 //! that the cluster's certification lets exactly one node win, renewed every
-//! few seconds from a connection of its own and deleted on release. A lease
-//! whose holder stopped renewing for [`LEASE`], or whose connection no longer
-//! exists on the waiter's own node, is taken over; a live holder on any node
-//! is waited for, never mistaken for an interrupted run.
+//! few seconds from a connection of its own and deleted on release. The
+//! holder also keeps its node's `GET_LOCK`, taken first: a live migrator on
+//! the same node (of any account, or an older build without the lease) is
+//! waited for there, and a lease taken on the waiter's own node while that
+//! lock is free has lost its holder (killed, or its connection gone) and is
+//! taken over at once. A lease from another node is taken over once its
+//! holder stopped renewing for [`LEASE`] (DDL longer than that blocks
+//! renewals under total-order isolation; the holder checks its lease before
+//! every statement and stops when it lost it). A live holder on any node is
+//! waited for, never mistaken for an interrupted run.
 
 use std::time::{Duration, Instant};
 
@@ -93,7 +99,18 @@ pub async fn acquire(
             if !galera {
                 return Ok(None);
             }
-            let renewal = spawn_renewal(renewal_connection(db).await?, holder.clone());
+            let renewer = match renewal_connection(db).await {
+                Ok(renewer) => renewer,
+                Err(err) => {
+                    let lease = Lease {
+                        holder,
+                        renewal: tokio::spawn(async {}),
+                    };
+                    let _ = release(db, Some(lease)).await;
+                    return Err(err);
+                }
+            };
+            let renewal = spawn_renewal(renewer, holder.clone());
             return Ok(Some(Lease { holder, renewal }));
         }
         if !said {
@@ -127,7 +144,10 @@ pub async fn still_held(db: &DatabaseConnection, lease: Option<&str>) -> Result<
         let row = db
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::MySql,
-                format!("SELECT COUNT(*) FROM `{LEASE_TABLE}` WHERE `id` = 1 AND `holder` = ?"),
+                format!(
+                    "SELECT COUNT(*) FROM `{LEASE_TABLE}` WHERE `id` = 1 AND `holder` = ? \
+                     AND IS_USED_LOCK({MYSQL_LOCK_NAME}) = CONNECTION_ID()"
+                ),
                 [holder.into()],
             ))
             .await?;
@@ -171,7 +191,7 @@ pub async fn held_elsewhere(db: &DatabaseConnection) -> Result<bool, DbErr> {
             &format!(
                 "SELECT COUNT(*) FROM `{LEASE_TABLE}` WHERE `id` = 1 \
                  AND `expires_at` >= UTC_TIMESTAMP(6) AND NOT (`node` = {NODE_ID} \
-                 AND `connection_id` NOT IN (SELECT `ID` FROM information_schema.PROCESSLIST))"
+                 AND IS_FREE_LOCK({MYSQL_LOCK_NAME}) = 1)"
             ),
         )
         .await?
@@ -209,7 +229,7 @@ pub async fn held_elsewhere(db: &DatabaseConnection) -> Result<bool, DbErr> {
 pub async fn release(db: &DatabaseConnection, lease: Option<Lease>) -> Result<(), DbErr> {
     if let Some(lease) = lease {
         lease.renewal.abort();
-        return db
+        let deleted = db
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::MySql,
                 format!("DELETE FROM `{LEASE_TABLE}` WHERE `id` = 1 AND `holder` = ?"),
@@ -217,6 +237,8 @@ pub async fn release(db: &DatabaseConnection, lease: Option<Lease>) -> Result<()
             ))
             .await
             .map(|_| ());
+        release_user_lock(db).await;
+        return deleted;
     }
     let sql = match db.get_database_backend() {
         DbBackend::Postgres => format!("SELECT pg_advisory_unlock({POSTGRES_LOCK_KEY})"),
@@ -332,6 +354,28 @@ fn lost_race(err: &DbErr) -> bool {
 /// is gone (expired, or its connection no longer exists on this node) is
 /// removed first.
 async fn try_lease(db: &DatabaseConnection, holder: &str) -> Result<bool, DbErr> {
+    // The node's own user lock first: a live migrator on this node holds it
+    // (whatever its account, and until its last statement ends even when its
+    // client was killed), and so does an older build that knows no lease.
+    if !try_acquire(db).await? {
+        return Ok(false);
+    }
+    let taken = try_insert_lease(db, holder).await;
+    if !matches!(taken, Ok(true)) {
+        release_user_lock(db).await;
+    }
+    taken
+}
+
+async fn release_user_lock(db: &DatabaseConnection) {
+    let _ = db
+        .execute_unprepared(&format!("DO RELEASE_LOCK({MYSQL_LOCK_NAME})"))
+        .await;
+}
+
+/// The INSERT of row 1, or else removing a lease whose holder is gone, by a
+/// caller holding this node's user lock.
+async fn try_insert_lease(db: &DatabaseConnection, holder: &str) -> Result<bool, DbErr> {
     let insert = Statement::from_sql_and_values(
         DbBackend::MySql,
         format!(
@@ -347,13 +391,13 @@ async fn try_lease(db: &DatabaseConnection, holder: &str) -> Result<bool, DbErr>
         Err(err) if lost_race(&err) => {}
         Err(err) => return Err(err),
     }
-    // The holder is gone: its lease ran out, or it held it from this node
-    // and its connection is closed (a killed migrator, a lost connection).
+    // The holder is gone: its lease ran out, or it held it from this node,
+    // whose user lock the caller now holds, so its connection is closed (a
+    // killed migrator, a lost connection).
     let stale = db
         .execute_unprepared(&format!(
             "DELETE FROM `{LEASE_TABLE}` WHERE `id` = 1 AND (`expires_at` < UTC_TIMESTAMP(6) \
-             OR (`node` = {NODE_ID} AND `connection_id` NOT IN \
-             (SELECT `ID` FROM information_schema.PROCESSLIST)))"
+             OR `node` = {NODE_ID})"
         ))
         .await;
     match stale {

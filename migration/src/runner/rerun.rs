@@ -38,13 +38,32 @@ pub(super) enum Rerun {
     SkipIfFound(Statement),
 }
 
+/// Whether the server has MariaDB's `IF [NOT] EXISTS` forms for indexes and
+/// columns (Oracle MySQL has them for tables only), asked once per recovery.
+///
+/// # Errors
+/// A database error.
+pub(super) async fn has_if_exists_forms<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
+    match conn.get_database_backend() {
+        DbBackend::MySql => Ok(conn
+            .query_one_raw(Statement::from_string(DbBackend::MySql, "SELECT VERSION()"))
+            .await?
+            .map(|row| row.try_get_by_index::<String>(0))
+            .transpose()?
+            .is_some_and(|v| v.contains("MariaDB"))),
+        _ => Ok(true),
+    }
+}
+
 /// How `statement` runs again, or `None` when that cannot be made safe.
+/// `if_exists_forms`: see [`has_if_exists_forms`].
 ///
 /// # Errors
 /// A database error while reading the catalog.
 pub(super) async fn plan<C: ConnectionTrait>(
     conn: &C,
     statement: &Statement,
+    if_exists_forms: bool,
 ) -> Result<Option<Rerun>, DbErr> {
     let backend = conn.get_database_backend();
     let sql = statement.sql.as_str();
@@ -52,6 +71,8 @@ pub(super) async fn plan<C: ConnectionTrait>(
     let body = &sql[start..];
     let words = words(body, 8);
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    // Oracle MySQL knows `IF [NOT] EXISTS` for tables only.
+    let table_only = !if_exists_forms;
     let rewrite = |at: usize, insert: &str| {
         let mut out = statement.clone();
         let pos = start + word_offset(body, at);
@@ -60,33 +81,35 @@ pub(super) async fn plan<C: ConnectionTrait>(
     };
     Ok(match w.as_slice() {
         ["CREATE", "TABLE", "IF", ..] => Some(Rerun::AsIs),
-        ["CREATE", "TABLE", ..] => rewrite(2, "IF NOT EXISTS"),
+        ["CREATE", "TABLE", ..] if !contains_word(body, "SELECT") => rewrite(2, "IF NOT EXISTS"),
         ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", next, ..]
         | ["CREATE", "INDEX", "CONCURRENTLY", next, ..]
         | ["CREATE", "UNIQUE", "INDEX", next, ..]
-        | ["CREATE", "INDEX", next, ..] => {
-            if *next == "IF" {
-                Some(Rerun::AsIs)
-            } else {
-                rewrite(
-                    w.iter().position(|x| x == next).unwrap_or(2),
-                    "IF NOT EXISTS",
-                )
-            }
-        }
+        | ["CREATE", "INDEX", next, ..] => match *next {
+            "IF" => Some(Rerun::AsIs),
+            // An unnamed index (PostgreSQL) has no name to test.
+            "ON" => None,
+            _ if table_only => None,
+            _ => rewrite(
+                w.iter().position(|x| x == next).unwrap_or(2),
+                "IF NOT EXISTS",
+            ),
+        },
         ["DROP", "TABLE" | "INDEX" | "VIEW", "CONCURRENTLY", next, ..]
         | ["DROP", "TABLE" | "INDEX" | "VIEW", next, ..] => {
             if *next == "IF" {
                 Some(Rerun::AsIs)
+            } else if table_only && w[1] != "TABLE" {
+                None
             } else {
                 rewrite(w.iter().position(|x| x == next).unwrap_or(2), "IF EXISTS")
             }
         }
         ["ALTER", "TABLE", _, clause @ ..] if !has_top_level_comma(body) => {
-            alter_table(backend, body, clause, &rewrite)
+            alter_table(backend, body, clause, table_only, &rewrite)
         }
-        ["UPDATE", ..] if update_is_rerunnable(body) => Some(Rerun::AsIs),
-        ["DELETE", "FROM", ..] => Some(Rerun::AsIs),
+        ["UPDATE", _, "SET", ..] if update_is_rerunnable(sql, body) => Some(Rerun::AsIs),
+        ["DELETE", "FROM", ..] if !contains_word(body, "LIMIT") => Some(Rerun::AsIs),
         ["INSERT", "INTO", ..] => insert(conn, backend, statement, body).await?,
         _ => None,
     })
@@ -97,10 +120,12 @@ fn alter_table(
     backend: DbBackend,
     body: &str,
     clause: &[&str],
+    table_only: bool,
     rewrite: &dyn Fn(usize, &str) -> Option<Rerun>,
 ) -> Option<Rerun> {
     match clause {
         ["ADD", "COLUMN", "IF", ..] | ["DROP", "COLUMN", "IF", ..] => Some(Rerun::AsIs),
+        ["ADD" | "DROP", "COLUMN", ..] if table_only => None,
         ["ADD", "COLUMN", ..] => rewrite(5, "IF NOT EXISTS"),
         ["DROP", "COLUMN", ..] => rewrite(5, "IF EXISTS"),
         ["ADD", "CONSTRAINT", ..] => {
@@ -115,23 +140,34 @@ fn alter_table(
             }
         }
         ["VALIDATE", "CONSTRAINT", ..] | ["MODIFY", ..] => Some(Rerun::AsIs),
-        ["ALTER", "COLUMN", _, "SET" | "DROP", ..] => Some(Rerun::AsIs),
-        ["ALTER", "COLUMN", _, "TYPE", ..] if !contains_word(body, "USING") => Some(Rerun::AsIs),
+        ["ALTER", "COLUMN", _, "SET" | "DROP" | "TYPE", ..] if !contains_word(body, "USING") => {
+            Some(Rerun::AsIs)
+        }
         _ => None,
     }
 }
 
-/// `INSERT INTO t (cols) VALUES ...` whose columns cover t's primary key.
+/// `INSERT INTO t (cols) VALUES ...` with literal values whose columns
+/// cover t's primary key, which no default generates.
 async fn insert<C: ConnectionTrait>(
     conn: &C,
     backend: DbBackend,
     statement: &Statement,
     body: &str,
 ) -> Result<Option<Rerun>, DbErr> {
-    let upper = body.to_ascii_uppercase();
-    if upper.contains(" ON DUPLICATE KEY ") || upper.contains(" ON CONFLICT ") {
+    // Another statement, a comment or a RETURNING clause after the values
+    // would take the appended clause; an existing one says what it does itself.
+    if [";", "--", "#", "/*"]
+        .iter()
+        .any(|t| outside_quotes(body).contains(t))
+        || ["DUPLICATE", "CONFLICT", "RETURNING", "SELECT", "IGNORE"]
+            .iter()
+            .any(|k| contains_word(body, k))
+        || has_volatile_value(body)
+    {
         return Ok(None);
     }
+    let upper = body.to_ascii_uppercase();
     let raw = raw_words(body, 3);
     let Some(table) = raw
         .get(2)
@@ -151,8 +187,9 @@ async fn insert<C: ConnectionTrait>(
         return Ok(None);
     }
     let columns: Vec<String> = body[open + 1..close].split(',').map(unquote).collect();
-    let key = primary_key(conn, backend, &table).await?;
-    if key.is_empty() || !key.iter().all(|k| columns.contains(k)) {
+    let (key, generated) = primary_key(conn, backend, &table).await?;
+    // A generated key (auto-increment, identity, a default) never collides.
+    if key.is_empty() || generated || !key.iter().all(|k| columns.contains(k)) {
         return Ok(None);
     }
     let mut out = statement.clone();
@@ -161,42 +198,49 @@ async fn insert<C: ConnectionTrait>(
             let c = &key[0];
             format!(
                 "{} ON DUPLICATE KEY UPDATE `{c}` = `{c}`",
-                out.sql.trim_end_matches(';')
+                out.sql.trim_end()
             )
         }
-        _ => format!("{} ON CONFLICT DO NOTHING", out.sql.trim_end_matches(';')),
+        _ => format!("{} ON CONFLICT DO NOTHING", out.sql.trim_end()),
     };
     Ok(Some(Rerun::Rewritten(out)))
 }
 
-/// The primary key's columns of `table`, in the connection's database/schema.
+/// The primary key's columns of `table`, in the connection's database/schema,
+/// and whether one of them is generated (auto-increment, identity, a default).
 async fn primary_key<C: ConnectionTrait>(
     conn: &C,
     backend: DbBackend,
     table: &str,
-) -> Result<Vec<String>, DbErr> {
+) -> Result<(Vec<String>, bool), DbErr> {
     let query = match backend {
         DbBackend::MySql => Statement::from_sql_and_values(
             backend,
-            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() \
-             AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            "SELECT k.COLUMN_NAME, CAST(c.EXTRA LIKE '%auto_increment%' AS SIGNED) \
+             FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c \
+             ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME \
+             AND c.COLUMN_NAME = k.COLUMN_NAME WHERE k.TABLE_SCHEMA = DATABASE() \
+             AND k.TABLE_NAME = ? AND k.CONSTRAINT_NAME = 'PRIMARY' ORDER BY k.ORDINAL_POSITION",
             [table.into()],
         ),
         DbBackend::Postgres => Statement::from_sql_and_values(
             backend,
-            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
+            "SELECT a.attname::text, (a.attidentity <> '' OR a.atthasdef)::int8 \
+             FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
              AND a.attnum = ANY(i.indkey) WHERE i.indisprimary AND i.indrelid = \
-             (SELECT c.oid FROM pg_class c WHERE c.relname = $1 \
-              AND c.relnamespace = current_schema()::regnamespace)",
+             (SELECT c.oid FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = \
+              (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema()))",
             [table.into()],
         ),
-        _ => return Ok(Vec::new()),
+        _ => return Ok((Vec::new(), false)),
     };
-    conn.query_all_raw(query)
-        .await?
-        .iter()
-        .map(|row| row.try_get_by_index::<String>(0))
-        .collect()
+    let mut columns = Vec::new();
+    let mut generated = false;
+    for row in conn.query_all_raw(query).await? {
+        columns.push(row.try_get_by_index::<String>(0)?);
+        generated |= row.try_get_by_index::<i64>(1)? != 0;
+    }
+    Ok((columns, generated))
 }
 
 /// Counts the constraints named `name` on `table`.
@@ -211,40 +255,138 @@ fn constraint_exists(backend: DbBackend, table: &str, name: &str) -> Statement {
         _ => Statement::from_sql_and_values(
             backend,
             "SELECT COUNT(*) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
-             WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace AND c.conname = $2",
+             WHERE t.relname = $1 AND c.conname = $2 AND t.relnamespace = \
+             (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())",
             [table.into(), name.into()],
         ),
     }
 }
 
-/// Whether an `UPDATE … SET a = x, b = y [WHERE …]` assigns values that read
-/// none of the columns it assigns (so running it again writes the same).
-fn update_is_rerunnable(body: &str) -> bool {
+/// Whether `UPDATE t SET a = x, b = y [WHERE …]` writes the same when run
+/// again: one table; values that read neither the assigned columns nor the
+/// table itself and call no volatile function; no `FROM` (PostgreSQL's
+/// join); a `LIMIT` only in a batch marked to repeat until done (a batch
+/// that selects the rows still to change). The filter may read anything: it
+/// only narrows which rows get the same values again.
+fn update_is_rerunnable(sql: &str, body: &str) -> bool {
     let Some(set) = find_word(body, "SET") else {
         return false;
     };
+    let table = unquote(body.split_whitespace().nth(1).unwrap_or_default());
     let rest = &body[set + 3..];
-    let end = ["WHERE", "LIMIT", "ORDER", "RETURNING", "FROM"]
+    if top_level_word(rest, "FROM").is_some() {
+        return false;
+    }
+    let end = ["WHERE", "LIMIT", "ORDER", "RETURNING"]
         .iter()
-        .filter_map(|k| find_word(rest, k))
+        .filter_map(|k| top_level_word(rest, k))
         .min()
         .unwrap_or(rest.len());
+    // A limit picks some of the rows: run again, it may pick others, unless
+    // the statement is a batch repeated until none is left to change.
+    let filter = &rest[end..];
+    let picks = top_level_word(rest, "LIMIT").is_some()
+        || (contains_word(filter, "LIMIT") && identifiers(filter).contains(&table));
+    if picks && crate::render::repeat_batch(sql).is_none() {
+        return false;
+    }
     let mut assigned = Vec::new();
     let mut values = Vec::new();
     for assignment in split_top_level(&rest[..end]) {
         let Some((column, value)) = assignment.split_once('=') else {
             return false;
         };
+        let column = column.trim();
+        if column.starts_with('(') {
+            return false;
+        }
         assigned.push(unquote(column.rsplit('.').next().unwrap_or(column)));
         values.push(value.to_owned());
     }
-    // The WHERE clause may hold a sub-select reading assigned columns into
-    // the values (`SET a = (SELECT ...)` is within `values`); the filter
-    // itself only narrows which rows get the same values again.
     !assigned.is_empty()
-        && values
-            .iter()
-            .all(|v| identifiers(v).iter().all(|i| !assigned.contains(i)))
+        && values.iter().all(|v| {
+            !has_volatile_value(v)
+                && identifiers(v)
+                    .iter()
+                    .all(|i| !assigned.contains(i) && *i != table)
+        })
+}
+
+/// Functions whose value differs from one run to the next, and `DEFAULT`.
+const VOLATILE: [&str; 16] = [
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "localtimestamp",
+    "sysdate",
+    "utc_timestamp",
+    "unix_timestamp",
+    "rand",
+    "random",
+    "uuid",
+    "uuid_short",
+    "gen_random_uuid",
+    "nextval",
+    "default",
+];
+
+/// Whether `text` calls a volatile function (or takes a column default).
+fn has_volatile_value(text: &str) -> bool {
+    identifiers(text)
+        .iter()
+        .any(|i| VOLATILE.contains(&i.as_str()))
+}
+
+/// The first occurrence of `word` outside parentheses and quotes.
+fn top_level_word(text: &str, word: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = find_word(&text[from..], word) {
+        if depth_at(text, from + at) == 0 {
+            return Some(from + at);
+        }
+        from += at + word.len();
+    }
+    None
+}
+
+/// How deep in parentheses byte `at` of `text` is (quotes skipped).
+fn depth_at(text: &str, at: usize) -> i32 {
+    let (mut depth, mut quote) = (0, None::<char>);
+    for (i, c) in text.char_indices() {
+        if i >= at {
+            break;
+        }
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            _ => {}
+        }
+    }
+    depth
+}
+
+/// `text` with its quoted parts blanked out.
+fn outside_quotes(text: &str) -> String {
+    let mut quote = None::<char>;
+    text.chars()
+        .map(|c| match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                ' '
+            }
+            (Some(_), _) => ' ',
+            (None, '\'' | '"' | '`') => {
+                quote = Some(c);
+                ' '
+            }
+            (None, c) => c,
+        })
+        .collect()
 }
 
 /// Where the statement proper starts: after leading blanks and comments
@@ -416,9 +558,30 @@ mod tests {
     async fn planned(text: &str) -> String {
         use sea_orm_migration::sea_orm::{DatabaseBackend, MockDatabase};
         let db = MockDatabase::new(DatabaseBackend::MySql).into_connection();
-        sql(plan(&db, &Statement::from_string(DbBackend::MySql, text))
-            .await
-            .unwrap())
+        let statement = Statement::from_string(DbBackend::MySql, text);
+        sql(plan(&db, &statement, true).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn oracle_mysql_gets_no_index_or_column_forms() {
+        use sea_orm_migration::sea_orm::{DatabaseBackend, MockDatabase};
+        let db = MockDatabase::new(DatabaseBackend::MySql).into_connection();
+        for (text, expected) in [
+            (
+                "CREATE TABLE `t` (`id` int)",
+                "CREATE TABLE IF NOT EXISTS `t` (`id` int)",
+            ),
+            ("CREATE INDEX `i` ON `t` (`a`)", "unsafe"),
+            ("ALTER TABLE `t` ADD COLUMN `c` int", "unsafe"),
+            ("DROP INDEX `i` ON `t`", "unsafe"),
+        ] {
+            let statement = Statement::from_string(DbBackend::MySql, text);
+            assert_eq!(
+                sql(plan(&db, &statement, false).await.unwrap()),
+                expected,
+                "{text}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -469,6 +632,25 @@ mod tests {
             "unsafe"
         );
         assert_eq!(planned("RENAME TABLE `a` TO `b`").await, "unsafe");
+        for text in [
+            "UPDATE `t` SET `y` = EXTRACT(YEAR FROM `d`), `n` = `n` + 1",
+            "UPDATE `t` SET `a` = (SELECT `new` FROM `m` WHERE `m`.`old` = `t`.`a`)",
+            "UPDATE t SET a = m.new FROM m WHERE m.old = t.a",
+            "UPDATE `t` JOIN `m` ON `m`.`old` = `t`.`a` SET `t`.`a` = `m`.`new`",
+            "UPDATE `t` SET (`a`, `b`) = (`b`, `a`)",
+            "UPDATE `t` SET `role` = 'admin' WHERE `role` <> 'admin' ORDER BY `c` LIMIT 1",
+            "UPDATE `t` SET `at` = NOW() WHERE `at` IS NULL",
+            "UPDATE `t` SET `key` = UUID()",
+            "DELETE FROM `t` ORDER BY `c` LIMIT 1",
+            "CREATE INDEX ON \"t\" (\"a\")",
+            "CREATE TABLE `t2` AS SELECT * FROM `t`",
+            "ALTER TABLE \"t\" ALTER COLUMN \"a\" SET DATA TYPE bigint USING \"a\" * 100",
+            "INSERT INTO `t` (`id`, `at`) VALUES (1, NOW())",
+            "INSERT INTO `t` (`id`) VALUES (1); DROP TABLE `u`",
+            "INSERT INTO \"t\" (\"id\") VALUES (gen_random_uuid()) RETURNING \"id\"",
+        ] {
+            assert_eq!(planned(text).await, "unsafe", "{text}");
+        }
         assert_eq!(
             planned("INSERT INTO `t` (`a`) SELECT `a` FROM `u`").await,
             "unsafe"
