@@ -175,3 +175,66 @@ async fn a_migrator_killed_anywhere_recovers_on_a_plain_rerun(t: TestDb) {
         "the kills all landed at one point ({seen:?}): they test nothing spread over a run"
     );
 }
+
+backend_tests!(run_empty: every_statement_runs_again_safely_after_a_run_that_died_at_its_end);
+
+/// The hardest recovery, for every migration gatehouse has: a statement-wise
+/// run that executed all of its statements and died before recording its
+/// end, so that every statement runs again in its safe form on top of its own
+/// effect. The schema and seed rows must come out as from one clean run.
+async fn every_statement_runs_again_safely_after_a_run_that_died_at_its_end(t: TestDb) {
+    use gatehouse_migration::render::Direction;
+    use gatehouse_migration::runner::ledger::{self, RunKind};
+    use gatehouse_migration::runner::{Options, Runner, Target};
+    use gatehouse_migration::{Migrator, MigratorTrait};
+
+    let reference = empty_database(t.backend)
+        .await
+        .expect("a reference database");
+    ok(migrate(&reference.url).arg("up"));
+    let expected = deployed(&reference.db).await;
+    reference.drop().await;
+
+    let runner = Runner::<Migrator>::connect(&t.url, None, Options::default())
+        .await
+        .expect("the runner connects");
+    Migrator::install(&t.db).await.expect("sea-orm's table");
+    ledger::install(&t.db).await.expect("the ledger");
+    let mut recovered = Vec::new();
+    for step in runner.steps(Direction::Up).await.expect("steps render") {
+        if step.statementwise(t.db_backend()) {
+            for statement in &step.statements {
+                t.db.execute_raw(statement.clone())
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", step.name));
+            }
+            ledger::insert(
+                &t.db,
+                &step.name,
+                RunKind::Up,
+                ledger::RUNNING,
+                &step.checksum,
+                step.statements.len(),
+                0,
+                None,
+                None,
+            )
+            .await
+            .expect("the dead run's ledger row");
+            recovered.push(step.name.clone());
+        }
+        runner
+            .up(&Target::To(step.name.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("recovering {}: {e}", step.name));
+    }
+    runner.close().await;
+    ok(migrate(&t.url).arg("verify"));
+    let differences = deployed(&t.db).await.differences(&expected);
+    assert!(differences.is_empty(), "{differences:#?}");
+    match t.backend {
+        crate::support::Backend::MySql => assert_eq!(recovered.len(), 11, "{recovered:?}"),
+        crate::support::Backend::Postgres => assert!(!recovered.is_empty(), "{recovered:?}"),
+        crate::support::Backend::Sqlite => assert!(recovered.is_empty()),
+    }
+}
