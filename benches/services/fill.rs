@@ -224,6 +224,8 @@ pub async fn fill(
             "id",
             "email",
             "username",
+            "email_folded",
+            "username_folded",
             "password_hash",
             "is_active",
             "is_verified",
@@ -249,6 +251,9 @@ pub async fn fill(
         insert
             .push(vec![
                 Val::Uuid(id),
+                Val::Text(format!("{username}@example.com")),
+                Val::Text(username.clone()),
+                // Generated names are already in folded form (lower-case ASCII).
                 Val::Text(format!("{username}@example.com")),
                 Val::Text(username),
                 Val::Text(password_hash.to_owned()),
