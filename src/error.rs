@@ -274,6 +274,11 @@ fn violated_key(err: &DbErr) -> Option<String> {
 /// Whether `err` is the database giving up on contended rows, and how (see
 /// [`Contention`]); `None` for anything else.
 pub fn contention(err: &DbErr) -> Option<Contention> {
+    if let DbErr::RecordNotFound(what) = err {
+        return REREAD_MISSES
+            .contains(&what.as_str())
+            .then_some(Contention::Conflict);
+    }
     let (DbErr::Exec(RuntimeErr::SqlxError(e))
     | DbErr::Query(RuntimeErr::SqlxError(e))
     | DbErr::Conn(RuntimeErr::SqlxError(e))) = err
@@ -303,6 +308,19 @@ pub fn contention(err: &DbErr) -> Option<Contention> {
         _ => None,
     }
 }
+
+/// What SeaORM reports when the row a statement of this transaction has just
+/// inserted or updated is not there when it reads it back (MySQL/MariaDB and
+/// SQLite have no `RETURNING` for it). Within one transaction that happens
+/// only when the database aborted the transaction in between: a Galera node
+/// rolls back a local transaction whose rows a write from another node
+/// certified first, and MariaDB may answer the next read from a fresh
+/// snapshot before it reports the abort (1213) at the following statement.
+/// Nothing of the unit stays, so it is a conflict, run again like 1213.
+const REREAD_MISSES: [&str; 2] = [
+    "Failed to find inserted item",
+    "Failed to find updated item",
+];
 
 /// Whether `e` comes from the SQLite driver.
 fn is_sqlite(e: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
@@ -363,5 +381,29 @@ pub fn constraint_violation(err: &DbErr) -> Option<Constraint> {
         sqlx::error::ErrorKind::CheckViolation => Some(Constraint::Check),
         sqlx::error::ErrorKind::NotNullViolation => Some(Constraint::NotNull),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_missing_right_after_its_own_write_is_a_conflict() {
+        for what in REREAD_MISSES {
+            let err = Error::from(DbErr::RecordNotFound(what.to_owned()));
+            assert!(
+                matches!(
+                    err,
+                    Error::Busy {
+                        contention: Contention::Conflict,
+                        attempts: 1
+                    }
+                ),
+                "{what}: {err:?}"
+            );
+        }
+        let other = Error::from(DbErr::RecordNotFound("Can't get current schema".into()));
+        assert!(matches!(other, Error::Db(_)), "{other:?}");
     }
 }

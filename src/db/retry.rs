@@ -59,6 +59,10 @@
 //! process had stopped between the claim and the verification). A password
 //! change, which also takes a slot first, follows the same rule.
 //!
+//! A row the unit has just written and cannot read back (SeaORM reads an
+//! inserted or updated row back where the backend has no `RETURNING`) is a
+//! conflict too: the database aborted the transaction in between.
+//!
 //! Galera itself retries a conflicting autocommit statement once on the
 //! server (`wsrep_retry_autocommit`, default 1) before it reports 1213; the
 //! policy here comes on top and covers transactions too.
