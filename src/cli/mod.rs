@@ -66,7 +66,7 @@ enum Command {
 
 /// Runs the CLI with the process arguments; what `main` calls.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match gatehouse_migration::cli::parse_args::<Cli>() {
         Ok(cli) => cli,
         Err(err) => return gatehouse_migration::cli::usage_error(err),
     };

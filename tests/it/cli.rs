@@ -9,7 +9,7 @@ use gatehouse_migration::{Migrator, MigratorTrait};
 
 use crate::support::TestDb;
 
-backend_tests!(run_empty: gatehouse_migrate_up_down_status, migration_bin_applies_all, sea_orm_cli_migrates);
+backend_tests!(run_empty: gatehouse_migrate_up_down_status, migration_bin_applies_all, sea_orm_cli_migrates, dot_env_serves_every_entry_point);
 
 fn gatehouse() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
@@ -241,4 +241,55 @@ fn sql_preview_needs_no_database() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no migration is named `m_nope`"));
+}
+
+/// `DATABASE_URL` only in `.env`: `gatehouse migrate`, the operator commands
+/// and the `migration` bin all use that database (none falls back to
+/// `./gatehouse.db`, none reads another).
+async fn dot_env_serves_every_entry_point(t: TestDb) {
+    let dir = std::env::temp_dir().join(format!("gatehouse-dotenv-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        format!(
+            "DATABASE_URL={}\nHMAC_KEY={}\nDATA_ENCRYPTION_KEY={}\n",
+            t.url,
+            crate::operator::HMAC_KEY,
+            crate::operator::DATA_KEY
+        ),
+    )
+    .unwrap();
+    let in_dir = |cmd: &mut Command| {
+        cmd.current_dir(&dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("HMAC_KEY")
+            .env_remove("DATA_ENCRYPTION_KEY")
+            .env_remove("RUST_LOG");
+    };
+    let mut up = gatehouse();
+    in_dir(up.args(["migrate", "up"]));
+    run(&mut up);
+    assert_eq!(
+        t.count("roles").await,
+        4,
+        "`migrate up` migrated the .env database"
+    );
+
+    crate::support::insert_user(&t, "dotenv").await;
+    let mut list = gatehouse();
+    in_dir(list.args(["user", "list", "--format", "json"]));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&run(&mut list))).unwrap();
+    assert_eq!(
+        listed["users"][0]["username"], "dotenv",
+        "`user list` read the .env database: {listed}"
+    );
+
+    let mut status = Command::new(migration_bin());
+    in_dir(status.arg("status"));
+    assert_eq!(last_line(&run(&mut status)), summary(total()));
+    assert!(
+        !dir.join("gatehouse.db").exists(),
+        "no entry point fell back to ./gatehouse.db"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -316,7 +316,7 @@ fn message(err: &DbErr) -> String {
 /// every migration of the database (an application's, with gatehouse's
 /// first): what an application's migration `main` calls.
 pub fn run<M: MigratorTrait>() -> ExitCode {
-    match Cli::try_parse() {
+    match parse_args::<Cli>() {
         Ok(cli) => run_parsed::<M>(cli, Ownership::Whole),
         Err(err) => usage_error(err),
     }
@@ -327,10 +327,21 @@ pub fn run<M: MigratorTrait>() -> ExitCode {
 /// the application's, see [`Ownership::Part`]): what the
 /// `gatehouse-migration` binary calls.
 pub fn main() -> ExitCode {
-    match Cli::try_parse() {
+    match parse_args::<Cli>() {
         Ok(cli) => run_parsed::<Migrator>(cli, Ownership::Part),
         Err(err) => usage_error(err),
     }
+}
+
+/// Parses the process arguments after loading `.env` from the working
+/// directory (variables already set win), so that an argument read from the
+/// environment (`DATABASE_URL`, `DATABASE_SCHEMA`, …) sees `.env` as well.
+///
+/// # Errors
+/// The parse error, for [`usage_error`].
+pub fn parse_args<C: clap::Parser>() -> Result<C, clap::Error> {
+    let _ = dotenvy::dotenv();
+    C::try_parse()
 }
 
 /// Prints a command-line error as one line and exits 2; help and version print in full.
