@@ -91,7 +91,7 @@ async fn main() -> Result<()> {
             user_id: account.id,
             name: "bench",
             scopes: &["users.read"],
-            rate_limit_per_minute: 100_000.max(DEFAULT_RATE_LIMIT_PER_MINUTE),
+            rate_limit_per_minute: Some(100_000.max(DEFAULT_RATE_LIMIT_PER_MINUTE)),
             expires_at: None,
         },
         chrono::Utc::now(),

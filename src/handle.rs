@@ -10,7 +10,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::accounts::{Account, AccountsPolicy, Argon2idHasher, NewAccount};
-use crate::api_keys::VerifiedKey;
+use crate::api_keys::{KeyUsage, VerifiedKey};
 use crate::client::ClientInfo;
 use crate::config::{Config, DataKey, HmacKey};
 use crate::db::{Pool, PoolMode};
@@ -59,6 +59,7 @@ pub struct Gatehouse {
     accounts: Accounts<Argon2idHasher>,
     sessions: Sessions,
     mfa: Option<Mfa>,
+    key_usage: KeyUsage,
 }
 
 impl fmt::Debug for Gatehouse {
@@ -83,6 +84,7 @@ pub struct GatehouseBuilder {
     sessions: SessionPolicy,
     accounts: AccountsPolicy,
     hasher: Argon2idHasher,
+    key_usage: KeyUsage,
 }
 
 impl GatehouseBuilder {
@@ -138,6 +140,15 @@ impl GatehouseBuilder {
         self
     }
 
+    /// How uses of API keys without a per-minute limit are written (default:
+    /// at most once a minute per key, [`KeyUsage::default`]; see
+    /// [`Gatehouse::flush_key_usage`]).
+    #[must_use]
+    pub fn key_usage(mut self, usage: KeyUsage) -> Self {
+        self.key_usage = usage;
+        self
+    }
+
     /// The password hasher (default: OWASP's Argon2id parameters).
     #[must_use]
     pub fn hasher(mut self, hasher: Argon2idHasher) -> Self {
@@ -188,6 +199,7 @@ impl GatehouseBuilder {
             accounts,
             sessions,
             mfa,
+            key_usage: self.key_usage,
         })
     }
 }
@@ -206,6 +218,7 @@ impl Gatehouse {
             sessions: SessionPolicy::default(),
             accounts: AccountsPolicy::default(),
             hasher: Argon2idHasher::default(),
+            key_usage: KeyUsage::default(),
         }
     }
 
@@ -300,7 +313,9 @@ impl Gatehouse {
         rbac::has_permission(&self.db, user_id, permission, Utc::now()).await
     }
 
-    /// Verifies an API key ([`api_keys::verify`]).
+    /// Verifies an API key ([`api_keys::verify_with`] and the handle's
+    /// [`KeyUsage`]: a key without a per-minute limit writes its use at most
+    /// once per interval).
     ///
     /// # Errors
     /// As [`api_keys::verify`]: [`Error::InvalidCredentials`],
@@ -310,6 +325,16 @@ impl Gatehouse {
         key: &str,
         client_ip: Option<&str>,
     ) -> Result<VerifiedKey, Error> {
-        api_keys::verify(&self.db, key, client_ip, Utc::now()).await
+        api_keys::verify_with(&self.db, &self.key_usage, key, client_ip, Utc::now()).await
+    }
+
+    /// Writes the API-key uses this handle (and its clones) verified but has
+    /// not written yet ([`KeyUsage::flush`]); call it at shutdown so that
+    /// `usage_count` keeps them. Returns how many it wrote.
+    ///
+    /// # Errors
+    /// A database error; the uses stay counted for the next flush.
+    pub async fn flush_key_usage(&self) -> Result<u64, Error> {
+        self.key_usage.flush(&self.db).await
     }
 }

@@ -253,7 +253,7 @@
 //!         user_id: ada.id,
 //!         name: "ci",
 //!         scopes: &["users.read"],
-//!         rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+//!         rate_limit_per_minute: Some(DEFAULT_RATE_LIMIT_PER_MINUTE),
 //!         expires_at: None,
 //!     },
 //!     chrono::Utc::now(),
@@ -404,7 +404,7 @@ pub mod cli;
 pub use accounts::{
     Account, Accounts, AccountsPolicy, Argon2idHasher, Credentials, NewAccount, PasswordHasher,
 };
-pub use api_keys::{ApiKey, NewApiKey, VerifiedKey};
+pub use api_keys::{ApiKey, KeyUsage, NewApiKey, VerifiedKey};
 pub use client::ClientInfo;
 pub use config::Config;
 pub use error::{Constraint, Contention, Error, ReadOnly, constraint_violation, contention};

@@ -361,7 +361,7 @@ pub struct ApiKeyRow {
     pub key_prefix: String,
     pub key_hash: String,
     pub scopes: serde_json::Value,
-    pub rate_limit_per_minute: i32,
+    pub rate_limit_per_minute: Option<i32>,
     pub usage_count: i64,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,

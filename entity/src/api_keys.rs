@@ -1,9 +1,9 @@
 //! `api_keys`: programmatic credentials, stored as SHA-256 hashes with scopes,
-//! a per-minute rate limit and usage tracking.
+//! an optional per-minute rate limit and usage tracking.
 
 use sea_orm::entity::prelude::*;
 
-/// An API key: its owner, digest, scopes, rate limit and usage.
+/// An API key: its owner, digest, scopes, rate limit (if any) and usage.
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_keys")]
@@ -23,8 +23,8 @@ pub struct Model {
     /// JSON array of permission names the key may use.
     #[sea_orm(column_type = "JsonBinary")]
     pub scopes: Json,
-    /// Verifications allowed per minute.
-    pub rate_limit_per_minute: i32,
+    /// Verifications allowed per minute; NULL for no per-minute limit.
+    pub rate_limit_per_minute: Option<i32>,
     /// Verifications so far.
     pub usage_count: i64,
     /// When the key last verified.

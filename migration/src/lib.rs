@@ -104,6 +104,7 @@ mod m20261121_000003_partition_audit_logs;
 mod m20261201_000001_fold_identities;
 mod m20261201_000002_add_login_throttles;
 mod m20261201_000003_record_backup_code_keys;
+mod m20261207_000001_allow_unlimited_api_keys;
 
 /// gatehouse's migrations alone: what `gatehouse migrate` and the
 /// `gatehouse-migration` binary run. An application that adds its own
@@ -126,6 +127,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261201_000001_fold_identities::Migration),
         Box::new(m20261201_000002_add_login_throttles::Migration),
         Box::new(m20261201_000003_record_backup_code_keys::Migration),
+        Box::new(m20261207_000001_allow_unlimited_api_keys::Migration),
     ]
 }
 

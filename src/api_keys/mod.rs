@@ -26,14 +26,20 @@
 //!
 //! # Verification
 //! [`verify`] parses the key first (no database access for a malformed key),
-//! then runs three statements: the key and its owner by `key_hash` (unique
-//! index) with a constant-time comparison of the digest; the owner's current
-//! permissions among the key's scopes; and one conditional `UPDATE` that
-//! counts the use. The `UPDATE` increments `usage_count` in SQL, so
-//! concurrent verifications never lose a count.
+//! then reads twice: the key and its owner by `key_hash` (unique index) with
+//! a constant-time comparison of the digest, and the owner's current
+//! permissions among the key's scopes. Revocation, expiry and the owner's
+//! standing are checked on every call on what the first read returned. Then
+//! the use is recorded ([`usage`](KeyUsage)): a key with a per-minute limit
+//! counts it in one conditional `UPDATE`; a key without one writes it at
+//! once ([`verify`]) or at most once per interval ([`verify_with`] and a
+//! shared [`KeyUsage`], as the [`Gatehouse`](crate::Gatehouse) handle does),
+//! so that most verifications of a busy key are two indexed reads. Counts are
+//! added in SQL, so concurrent verifications never lose one.
 //!
 //! # Rate limit
-//! A fixed one-minute window per key (`rate_window_minute`, the unix minute;
+//! Optional (`rate_limit_per_minute` NULL: none). A fixed one-minute window
+//! per key (`rate_window_minute`, the unix minute;
 //! `rate_window_count`). The counting `UPDATE` matches only when the stored
 //! window is older than the current minute (the count restarts at 1) or its
 //! count is below `rate_limit_per_minute` (the count goes up by one); when
@@ -58,6 +64,10 @@ use uuid::Uuid;
 
 use crate::client::parse_ip;
 use crate::{Error, crypto};
+
+mod usage;
+
+pub use usage::{DEFAULT_USAGE_INTERVAL, KeyUsage};
 
 /// The constant start of every key. It never changes: leak scanners and
 /// users recognise keys by it.
@@ -174,8 +184,11 @@ pub struct NewApiKey<'a> {
     pub name: &'a str,
     /// Permission names, each held by the owner; at least one.
     pub scopes: &'a [&'a str],
-    /// 1..=100000; [`DEFAULT_RATE_LIMIT_PER_MINUTE`] is the usual choice.
-    pub rate_limit_per_minute: i32,
+    /// Verifications allowed per minute, 1..=100000
+    /// ([`DEFAULT_RATE_LIMIT_PER_MINUTE`] is the usual choice); `None` for no
+    /// per-minute limit, whose verifications record their use at most once
+    /// per [`KeyUsage`] interval instead of counting each in an `UPDATE`.
+    pub rate_limit_per_minute: Option<i32>,
     /// When the key stops verifying; `None` for never.
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -352,7 +365,10 @@ pub async fn issue<C: ConnectionTrait>(
     let now = now.trunc_subsecs(6);
     check_name(new.name)?;
     let scopes = check_scopes(new.scopes)?;
-    if !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&new.rate_limit_per_minute) {
+    if new
+        .rate_limit_per_minute
+        .is_some_and(|limit| !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&limit))
+    {
         return Err(invalid(
             "rate_limit_per_minute",
             format!("must be within 1..={MAX_RATE_LIMIT_PER_MINUTE}"),
@@ -429,9 +445,29 @@ struct Owner {
 /// when the owner is inactive or deleted; [`Error::Locked`] while an
 /// operator has locked the owner (`is_locked`); [`Error::RateLimited`] over the key's per-minute limit;
 /// [`Error::Integrity`] for unreadable stored scopes; a database error.
-#[tracing::instrument(name = "gatehouse.api_key.verify", skip_all, err(level = "debug"))]
+///
+/// Every use of a key without a per-minute limit is written at once; an
+/// application that verifies often passes a shared [`KeyUsage`] to
+/// [`verify_with`] instead (the [`Gatehouse`](crate::Gatehouse) handle does).
 pub async fn verify<C: ConnectionTrait>(
     db: &C,
+    key: &str,
+    client_ip: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<VerifiedKey, Error> {
+    verify_with(db, &KeyUsage::every_use(), key, client_ip, now).await
+}
+
+/// [`verify`], recording the use of a key without a per-minute limit as
+/// `usage` says (see [`KeyUsage`]); a key with a limit counts every use in
+/// its window as always.
+///
+/// # Errors
+/// As [`verify`].
+#[tracing::instrument(name = "gatehouse.api_key.verify", skip_all, err(level = "debug"))]
+pub async fn verify_with<C: ConnectionTrait>(
+    db: &C,
+    usage: &KeyUsage,
     key: &str,
     client_ip: Option<&str>,
     now: DateTime<Utc>,
@@ -491,7 +527,11 @@ pub async fn verify<C: ConnectionTrait>(
         .map_err(|e| Error::Integrity(format!("api key {} scopes: {e}", record.id)))?;
     let held = held_permissions(db, record.user_id, &scopes, now).await?;
 
-    count_use(db, record.id, ip.map(|ip| ip.to_string()), now).await?;
+    let ip = ip.map(|ip| ip.to_string());
+    match record.rate_limit_per_minute {
+        Some(_) => usage::count_in_window(db, record.id, ip, now).await?,
+        None => usage.record(db, &record, ip, now).await?,
+    }
     Ok(VerifiedKey {
         key_id: record.id,
         user_id: record.user_id,
@@ -499,56 +539,6 @@ pub async fn verify<C: ConnectionTrait>(
         scopes: held.into_iter().collect(),
         expires_at: record.expires_at,
     })
-}
-
-/// Counts one use of key `id` in its rate-limit window, or refuses it.
-async fn count_use<C: ConnectionTrait>(
-    db: &C,
-    id: Uuid,
-    ip: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
-    use api_keys::Column as K;
-    let window = now.timestamp().div_euclid(WINDOW_SECS);
-    // A stored window ahead of ours (another process's clock runs ahead)
-    // counts as the current one, so a slow clock cannot reset the count.
-    let current = Expr::col(K::RateWindowMinute).gte(window);
-    // MySQL/MariaDB evaluate SET assignments left to right with the values
-    // already assigned: the count must be set before the window it reads.
-    let mut update = api_keys::Entity::update_many()
-        .col_expr(
-            K::RateWindowCount,
-            Expr::case(current.clone(), Expr::col(K::RateWindowCount).add(1))
-                .finally(1)
-                .into(),
-        )
-        .col_expr(
-            K::RateWindowMinute,
-            Expr::case(current, Expr::col(K::RateWindowMinute))
-                .finally(window)
-                .into(),
-        )
-        .col_expr(K::UsageCount, Expr::col(K::UsageCount).add(1))
-        .col_expr(K::LastUsedAt, now.into());
-    if let Some(ip) = ip {
-        update = update.col_expr(K::LastUsedIp, ip.into());
-    }
-    let result = update
-        .filter(K::Id.eq(id))
-        .filter(
-            Condition::any()
-                .add(Expr::col(K::RateWindowMinute).lt(window))
-                .add(Expr::col(K::RateWindowCount).lt(Expr::col(K::RateLimitPerMinute))),
-        )
-        .exec(db)
-        .await?;
-    if result.rows_affected == 0 {
-        let elapsed = now.timestamp().rem_euclid(WINDOW_SECS);
-        return Err(Error::RateLimited {
-            retry_after_secs: u64::try_from(WINDOW_SECS - elapsed).unwrap_or(1),
-        });
-    }
-    Ok(())
 }
 
 /// Revokes a key. Returns whether this call revoked it (false when it was

@@ -31,8 +31,11 @@ pub enum Action {
         #[arg(long, value_parser = parse_span)]
         expires_in: Option<chrono::Duration>,
         /// Requests per minute the key may make (1 to 100000).
-        #[arg(long, default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
+        #[arg(long, default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE, conflicts_with = "no_rate_limit")]
         rate_limit: i32,
+        /// No per-minute limit: the key's use is then recorded at most once a minute.
+        #[arg(long)]
+        no_rate_limit: bool,
     },
     /// Verify a key read from stdin (counts as a use): exit 0 valid, 1 refused.
     Verify {
@@ -67,7 +70,11 @@ impl Action {
 
 pub async fn run(args: Args) -> Result<ExitCode, Failure> {
     // Refuse bad numbers before connecting.
-    if let Action::Issue { rate_limit, .. } = &args.action
+    if let Action::Issue {
+        rate_limit,
+        no_rate_limit: false,
+        ..
+    } = &args.action
         && !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(rate_limit)
     {
         return Err(Failure::Usage(format!(
@@ -82,6 +89,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
             scopes,
             expires_in,
             rate_limit,
+            no_rate_limit,
         } => {
             let expires_at = expires_in
                 .map(|span| after(ctx.now, span, "--expires-in"))
@@ -95,7 +103,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
                     user_id: user.id,
                     name: &name,
                     scopes: &scope_refs,
-                    rate_limit_per_minute: rate_limit,
+                    rate_limit_per_minute: (!no_rate_limit).then_some(rate_limit),
                     expires_at,
                 },
                 ctx.now,
@@ -131,6 +139,12 @@ pub async fn run(args: Args) -> Result<ExitCode, Failure> {
                         ("owner", user.email.clone()),
                         ("scopes", scopes.join(", ")),
                         ("expires", expires.unwrap_or_else(|| "never".into())),
+                        (
+                            "rate limit",
+                            record
+                                .rate_limit_per_minute
+                                .map_or_else(|| "none".into(), |n| format!("{n}/min")),
+                        ),
                     ])
                 ),
             );

@@ -36,7 +36,12 @@ fn start() -> DateTime<Utc> {
 }
 
 /// Grants the seeded role `role` to `user_id`, until `expires_at`.
-async fn grant(t: &TestDb, user_id: Uuid, role: &str, expires_at: Option<DateTime<Utc>>) {
+pub(crate) async fn grant(
+    t: &TestDb,
+    user_id: Uuid,
+    role: &str,
+    expires_at: Option<DateTime<Utc>>,
+) {
     let role = roles::Entity::find_by_name(role)
         .one(&t.db)
         .await
@@ -54,7 +59,7 @@ async fn grant(t: &TestDb, user_id: Uuid, role: &str, expires_at: Option<DateTim
     .unwrap();
 }
 
-async fn revoke_grant(t: &TestDb, user_id: Uuid, role: &str) {
+pub(crate) async fn revoke_grant(t: &TestDb, user_id: Uuid, role: &str) {
     let role = roles::Entity::find_by_name(role)
         .one(&t.db)
         .await
@@ -71,7 +76,7 @@ fn new_key<'a>(user_id: Uuid, scopes: &'a [&'a str]) -> NewApiKey<'a> {
         user_id,
         name: "deploy bot",
         scopes,
-        rate_limit_per_minute: api_keys::DEFAULT_RATE_LIMIT_PER_MINUTE,
+        rate_limit_per_minute: Some(api_keys::DEFAULT_RATE_LIMIT_PER_MINUTE),
         expires_at: None,
     }
 }
@@ -387,7 +392,7 @@ async fn concurrent_verifications_count_exactly(t: TestDb) {
     let issued = api_keys::issue(
         &t.db,
         NewApiKey {
-            rate_limit_per_minute: 1_000,
+            rate_limit_per_minute: Some(1_000),
             ..new_key(alice.id, &["users.read"])
         },
         now,
@@ -420,7 +425,7 @@ async fn rate_limit_allows_n_per_minute(t: TestDb) {
     let issued = api_keys::issue(
         &t.db,
         NewApiKey {
-            rate_limit_per_minute: LIMIT,
+            rate_limit_per_minute: Some(LIMIT),
             ..new_key(alice.id, &["users.read"])
         },
         now,
@@ -512,7 +517,7 @@ async fn hostile_input_is_refused_and_writes_nothing(t: TestDb) {
         (new_key(alice.id, &[]), "scopes"),
         (
             NewApiKey {
-                rate_limit_per_minute: 0,
+                rate_limit_per_minute: Some(0),
                 ..new_key(alice.id, &["users.read"])
             },
             "rate_limit_per_minute",

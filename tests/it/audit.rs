@@ -541,7 +541,7 @@ async fn api_key(t: &TestDb, user_id: Uuid, last_used: DateTime<Utc>) {
         key_prefix: Set("gh_test".into()),
         key_hash: Set(crate::support::sha256_hex(id.as_bytes())),
         scopes: Set(json!([])),
-        rate_limit_per_minute: Set(60),
+        rate_limit_per_minute: Set(Some(60)),
         usage_count: Set(3),
         last_used_at: Set(Some(last_used)),
         is_revoked: Set(false),

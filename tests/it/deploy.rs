@@ -202,12 +202,19 @@ async fn dry_run_prints_exactly_what_runs(t: TestDb) {
             "{name} ran other statements than the dry run printed"
         );
     }
-    // The printed SQL, run as text, builds the same schema as the run did.
+    // The printed SQL, run as text on one connection as a database's own
+    // client runs it, builds the same schema as the run did. (On a pool, a
+    // SQLite connection that has not seen a DROP yet refuses the RENAME after it.)
     let other = empty_database(t.backend).await.unwrap();
+    let mut options = sea_orm::ConnectOptions::new(other.url.clone());
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false);
+    let client = sea_orm::Database::connect(options).await.unwrap();
     for statements in plan.values().map(|(_, s)| s) {
         for sql in statements {
-            other
-                .db
+            client
                 .execute_unprepared(sql)
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -220,6 +227,7 @@ async fn dry_run_prints_exactly_what_runs(t: TestDb) {
         introspect(&other.db).await.unwrap().describe(),
         ran.describe()
     );
+    client.close().await.unwrap();
     other.drop().await;
 }
 

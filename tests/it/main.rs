@@ -20,6 +20,7 @@ mod hostile_input;
 mod identity;
 mod invariants;
 mod key_ring;
+mod key_usage;
 mod keys;
 mod lockout;
 mod mfa;

@@ -179,7 +179,7 @@ async fn hot_queries_use_indexes(t: TestDb) {
             user_id: user,
             name: "plan",
             scopes: &["users.read"],
-            rate_limit_per_minute: 60,
+            rate_limit_per_minute: Some(60),
             expires_at: None,
         },
         now,

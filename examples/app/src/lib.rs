@@ -265,7 +265,7 @@ async fn issue_key(
             user_id: session.user_id(),
             name: &body.name,
             scopes: &scopes,
-            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            rate_limit_per_minute: Some(DEFAULT_RATE_LIMIT_PER_MINUTE),
             expires_at: None,
         },
         Utc::now(),
