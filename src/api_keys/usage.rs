@@ -6,21 +6,8 @@
 //! processes.
 //!
 //! # A key without one
-//! [`KeyUsage`] decides. With an interval, a verification writes only when
-//! the key's `last_used_at`, as the lookup read it, is at least the interval
-//! old (or unset): one `UPDATE` then sets `last_used_at` and `last_used_ip`
-//! and adds to `usage_count` this use and every use this process verified
-//! since it last wrote. Between those writes a verification is the lookup
-//! and the permission read only.
-//!
-//! Accuracy: `last_used_at` and `last_used_ip` lag the last use by less than
-//! the interval. `usage_count` never loses a use this process recorded, and
-//! never counts one twice (each process adds only its own uses; concurrent
-//! writers add, never overwrite), but it lags by the uses verified since the
-//! key's last write, per process, until the key's next use after the
-//! interval or [`KeyUsage::flush`]. Uses a process verified and never wrote
-//! (it stopped without a flush) are lost: call [`KeyUsage::flush`] at
-//! shutdown, and periodically where keys go quiet.
+//! [`KeyUsage`] decides: at once, or at most once per interval (its docs say
+//! how accurate the counts are then).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,9 +25,25 @@ use crate::Error;
 pub const DEFAULT_USAGE_INTERVAL: Duration = Duration::seconds(60);
 
 /// How uses of keys without a per-minute limit are written: at once, or at
-/// most once per interval with the uses in between counted in memory (see
-/// the [module docs](self)). Cheap to clone: clones share the counts, so
-/// one `KeyUsage` serves every request of a process.
+/// most once per interval with the uses in between counted in memory.
+/// Cheap to clone: clones share the counts, so one `KeyUsage` serves every
+/// request of a process.
+///
+/// With an interval, a verification writes only when the key's
+/// `last_used_at`, as the lookup read it, is at least the interval old (or
+/// unset): one `UPDATE` then sets `last_used_at` and `last_used_ip` and adds
+/// to `usage_count` this use and every use this process verified since it
+/// last wrote. Between those writes a verification is the lookup and the
+/// permission read only.
+///
+/// Accuracy: `last_used_at` and `last_used_ip` lag the last use by less than
+/// the interval. `usage_count` never loses a use this process wrote, and
+/// never counts one twice (each process adds only its own uses; concurrent
+/// writers add, never overwrite), but it lags by the uses verified since the
+/// key's last write, per process, until the key's next use after the
+/// interval or [`KeyUsage::flush`]. Uses a process verified and never wrote
+/// (it stopped without a flush) are lost: call [`KeyUsage::flush`] at
+/// shutdown, and periodically where keys go quiet.
 #[derive(Clone, Debug)]
 pub struct KeyUsage {
     interval: Duration,
