@@ -219,7 +219,13 @@ standby_ready() {
 
 standby_start() {
   local d="$DIR/standby" hba
-  if standby_ready; then log "standby already running on 127.0.0.1:$STANDBY_PORT"; return 0; fi
+  if standby_ready; then
+    # A test that paused replay and died before resuming it leaves it paused.
+    psql -h 127.0.0.1 -p "$STANDBY_PORT" -U postgres -d postgres -Atqc \
+      'SELECT pg_wal_replay_resume() WHERE pg_is_wal_replay_paused()' >/dev/null
+    log "standby already running on 127.0.0.1:$STANDBY_PORT"
+    return 0
+  fi
   hba=/etc/postgresql/$(pg_version)/main/pg_hba.conf
   if ! grep -q '^host replication all 127.0.0.1/32 trust' "$hba"; then
     log "allowing replication connections from 127.0.0.1 in $hba"

@@ -16,11 +16,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use data_encoding::{BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD, HEXLOWER_PERMISSIVE};
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 use crate::Error;
 use crate::crypto;
-use crate::db::{POOL_MODE_VAR, PoolMode};
+use crate::db::{POOL_MODE_VAR, PoolMode, READ_URL_VAR};
 
 /// The environment variable holding the HMAC key.
 pub const HMAC_KEY_VAR: &str = "HMAC_KEY";
@@ -94,6 +94,10 @@ pub struct Config {
     /// `DATABASE_POOL_MODE`: how `DATABASE_URL` is pooled (default
     /// [`PoolMode::Session`]); [`crate::Gatehouse`] runs under it.
     pub pool_mode: PoolMode,
+    /// `DATABASE_READ_URL`: a PostgreSQL hot standby that
+    /// [`crate::Gatehouse`] reads from (see [`crate::db::standby`]); `None`
+    /// to read from the primary. Kept secret: it may hold a password.
+    pub read_url: Option<SecretString>,
 }
 
 impl Config {
@@ -117,8 +121,19 @@ impl Config {
         })?;
         let config = Self::from_values(&read(HMAC_KEY_VAR)?, &read(DATA_KEY_VAR)?)?
             .with_previous(&optional(HMAC_PREVIOUS_VAR), &optional(DATA_PREVIOUS_VAR))?;
+        let read_url = std::env::var(READ_URL_VAR)
+            .ok()
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty());
+        if let Some(url) = &read_url {
+            crate::db::check_scheme(url).map_err(|_| Error::Config {
+                var: READ_URL_VAR,
+                reason: "not a database URL; give the standby as postgres://… or unset it".into(),
+            })?;
+        }
         Ok(Self {
             pool_mode,
+            read_url: read_url.map(SecretString::from),
             ..config
         })
     }
@@ -174,6 +189,7 @@ impl Config {
             hmac_previous: Vec::new(),
             data_previous: Vec::new(),
             pool_mode: PoolMode::Session,
+            read_url: None,
         })
     }
 }

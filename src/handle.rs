@@ -5,8 +5,10 @@
 //! (`DATABASE_POOL_MODE`, [`GatehouseBuilder::pool_mode`]).
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::accounts::{Account, AccountsPolicy, Argon2idHasher, NewAccount};
@@ -85,6 +87,8 @@ pub struct GatehouseBuilder {
     accounts: AccountsPolicy,
     hasher: Argon2idHasher,
     key_usage: KeyUsage,
+    read_url: Option<SecretString>,
+    standby_wait: Duration,
 }
 
 impl GatehouseBuilder {
@@ -110,6 +114,26 @@ impl GatehouseBuilder {
         self.data_key = Some(config.data_key.clone());
         self.data_previous.clone_from(&config.data_previous);
         self.pool_mode = config.pool_mode;
+        self.read_url.clone_from(&config.read_url);
+        self
+    }
+
+    /// A PostgreSQL hot standby to read from (`DATABASE_READ_URL`, read by
+    /// [`Config::from_env`]): session validation, permission checks, API-key
+    /// lookups and listings read there, never staler than the primary (see
+    /// [`crate::db::standby`]). `build` opens its pool.
+    #[must_use]
+    pub fn read_url(mut self, url: impl Into<String>) -> Self {
+        self.read_url = Some(SecretString::from(url.into()));
+        self
+    }
+
+    /// How long a write waits for the standby to replay it (default
+    /// [`crate::db::standby::DEFAULT_WAIT`]); past that, this process reads
+    /// from the primary until the standby has.
+    #[must_use]
+    pub fn standby_wait(mut self, wait: Duration) -> Self {
+        self.standby_wait = wait;
         self
     }
 
@@ -179,6 +203,13 @@ impl GatehouseBuilder {
             }
             _ => self.db,
         };
+        let db = match &self.read_url {
+            Some(url) => {
+                db.with_standby(url.expose_secret(), self.standby_wait)
+                    .await?
+            }
+            None => db,
+        };
         crate::db::ensure_causal_reads(&db).await?;
         let sessions =
             Sessions::load_with_previous(&db, &hmac_key, &self.hmac_previous, self.sessions)
@@ -219,6 +250,8 @@ impl Gatehouse {
             accounts: AccountsPolicy::default(),
             hasher: Argon2idHasher::default(),
             key_usage: KeyUsage::default(),
+            read_url: None,
+            standby_wait: crate::db::standby::DEFAULT_WAIT,
         }
     }
 

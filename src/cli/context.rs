@@ -118,7 +118,8 @@ pub struct Context {
 impl Context {
     /// Connects to the database the arguments (or `DATABASE_URL`, or `.env`)
     /// name, pooled as `DATABASE_POOL_MODE` says; for [`Access::Write`],
-    /// checks that the server accepts writes.
+    /// checks that the server accepts writes. With `DATABASE_READ_URL`, reads
+    /// go to that standby (see [`db::standby`]).
     ///
     /// # Errors
     /// [`Failure::Usage`] for an unsupported URL or pool mode, an unreachable
@@ -145,6 +146,21 @@ impl Context {
             db.connection().clone().close().await.ok();
             return Err(err.into());
         }
+        let db = match read_url() {
+            Some(read_url) => db
+                .with_standby(&read_url, db::standby::DEFAULT_WAIT)
+                .await
+                .map_err(|err| match err {
+                    Error::Config { .. } => Failure::from(err),
+                    _ => Failure::Usage(format!(
+                        "cannot connect to the standby {}: {err}. Check that it is running \
+                         and that DATABASE_READ_URL is right, or unset it to read from the primary.",
+                        redact::url(&read_url),
+                        err = redact::text(&err.to_string(), &read_url)
+                    )),
+                })?,
+            None => db,
+        };
         Ok(Self {
             db,
             format: args.format,
@@ -188,6 +204,15 @@ pub fn database_url(args: &CommonArgs) -> String {
             db::DEFAULT_DATABASE_URL.to_owned()
         }
     }
+}
+
+/// `DATABASE_READ_URL` (`.env` loaded already): a standby the commands read
+/// from, their writes waiting until it has replayed them.
+fn read_url() -> Option<String> {
+    std::env::var(db::READ_URL_VAR)
+        .ok()
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
 }
 
 /// `HMAC_KEY` and `DATA_ENCRYPTION_KEY`, validated.

@@ -20,6 +20,11 @@
 //! and given to [`crate::Gatehouse::builder`] is checked
 //! ([`ensure_causal_reads`]). The retry policy of writes lives in [`retry`](mod@retry).
 //!
+//! # Reading from a hot standby
+//! A [`Pool`] given a PostgreSQL standby (`DATABASE_READ_URL`,
+//! [`Pool::with_standby`]) reads there and writes to the primary, never
+//! staler than the primary: see [`standby`].
+//!
 //! # Behind PgBouncer
 //! Behind PgBouncer in transaction pooling ([`PoolMode::Transaction`],
 //! `DATABASE_POOL_MODE=transaction`), a [`Pool`] runs every statement in a
@@ -28,6 +33,8 @@
 
 mod pool;
 pub mod retry;
+pub mod standby;
+mod transaction;
 
 use std::time::Duration;
 
@@ -40,6 +47,8 @@ use crate::Error;
 pub use gatehouse_migration::runner::pooler::{POOL_MODE_VAR, PoolMode};
 pub use pool::{Pool, PoolSource};
 pub use retry::retry;
+pub use standby::{READ_URL_VAR, StandbyStats};
+pub use transaction::PoolTransaction;
 
 /// The environment variable naming the database.
 pub const DATABASE_URL_VAR: &str = "DATABASE_URL";

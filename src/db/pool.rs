@@ -5,6 +5,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -12,6 +14,8 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::standby::{Standby, StandbyStats, is_plain_select};
+use super::transaction::{PoolTransaction, run};
 use super::{POOL_MODE_VAR, PoolMode};
 use crate::Error;
 
@@ -48,6 +52,10 @@ use crate::Error;
 /// Statements the application runs on the sea-orm pool directly
 /// ([`Pool::connection`]) get none of this.
 ///
+/// # With a standby
+/// [`Pool::with_standby`] adds a PostgreSQL hot standby that plain reads go
+/// to, at least as fresh as the primary's: see [`super::standby`].
+///
 /// ```no_run
 /// # async fn run() -> Result<(), gatehouse::Error> {
 /// use gatehouse::db::{Pool, PoolMode};
@@ -61,6 +69,7 @@ use crate::Error;
 pub struct Pool {
     conn: DatabaseConnection,
     mode: PoolMode,
+    standby: Option<Arc<Standby>>,
 }
 
 impl fmt::Debug for Pool {
@@ -68,6 +77,7 @@ impl fmt::Debug for Pool {
         f.debug_struct("Pool")
             .field("backend", &self.conn.get_database_backend())
             .field("mode", &self.mode)
+            .field("standby", &self.standby.is_some())
             .finish()
     }
 }
@@ -78,6 +88,7 @@ impl From<DatabaseConnection> for Pool {
         Self {
             conn,
             mode: PoolMode::Session,
+            standby: None,
         }
     }
 }
@@ -99,7 +110,11 @@ impl Pool {
             options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
         }
         let conn = sea_orm::Database::connect(options).await?;
-        Ok(Self { conn, mode })
+        Ok(Self {
+            conn,
+            mode,
+            standby: None,
+        })
     }
 
     /// `conn` for `mode`. In [`PoolMode::Transaction`] this opens a pool of
@@ -131,6 +146,7 @@ impl Pool {
                     Ok(Self {
                         conn: sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(reopened),
                         mode,
+                        standby: None,
                     })
                 }
                 #[cfg(not(feature = "postgres"))]
@@ -142,6 +158,70 @@ impl Pool {
     /// The mode this pool runs under.
     pub fn mode(&self) -> PoolMode {
         self.mode
+    }
+
+    /// This pool, reading from the PostgreSQL hot standby at `url`
+    /// (`DATABASE_READ_URL`), each write waiting at most `wait` for the
+    /// standby to replay it ([`super::standby::DEFAULT_WAIT`] is the usual
+    /// choice; never less than [`super::standby::MAX_APPLY_LAG`]); see
+    /// [`super::standby`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `DATABASE_READ_URL` when this pool or `url`
+    /// is not PostgreSQL; [`Error::Db`] when the standby cannot be reached.
+    pub async fn with_standby(mut self, url: &str, wait: Duration) -> Result<Self, Error> {
+        if self.conn.get_database_backend() != DbBackend::Postgres {
+            return Err(Error::Config {
+                var: super::standby::READ_URL_VAR,
+                reason: "reads from a standby are for PostgreSQL, and DATABASE_URL is not \
+                         PostgreSQL; unset it"
+                    .into(),
+            });
+        }
+        self.standby = Some(Standby::connect(url, wait).await?);
+        Ok(self)
+    }
+
+    /// Whether plain reads go to a standby.
+    pub fn has_standby(&self) -> bool {
+        self.standby.is_some()
+    }
+
+    /// The reads the standby served and those the primary answered instead;
+    /// `None` without a standby.
+    pub fn standby_stats(&self) -> Option<StandbyStats> {
+        self.standby.as_ref().map(|s| s.stats())
+    }
+
+    /// Waits until the standby has replayed what the primary has committed
+    /// so far (at most the standby's wait; past it, this process reads from
+    /// the primary until it has). Every write through the pool does this by
+    /// itself; call it after writes made around the pool, for instance on
+    /// [`Pool::connection`]. Nothing without a standby.
+    pub async fn settle(&self) {
+        if let Some(standby) = &self.standby {
+            standby.settle(&self.primary()).await;
+        }
+    }
+
+    /// Closes the pool and the standby's.
+    ///
+    /// # Errors
+    /// A database error while closing.
+    pub async fn close(self) -> Result<(), DbErr> {
+        if let Some(standby) = &self.standby {
+            standby.close().await?;
+        }
+        self.conn.close().await
+    }
+
+    /// This pool without its standby: every statement on the primary.
+    fn primary(&self) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            mode: self.mode,
+            standby: None,
+        }
     }
 
     /// sea-orm's pool underneath. In [`PoolMode::Transaction`] statements run
@@ -158,11 +238,11 @@ impl Pool {
 
     /// Clears the prepared statements other clients left on the session a
     /// new transaction was lent (transaction pooling only).
-    async fn clear(&self, txn: DatabaseTransaction) -> Result<DatabaseTransaction, DbErr> {
+    async fn clear(&self, txn: DatabaseTransaction) -> Result<PoolTransaction, DbErr> {
         if self.pinned() {
             txn.execute_unprepared("DEALLOCATE ALL").await?;
         }
-        Ok(txn)
+        Ok(PoolTransaction::new(txn, self))
     }
 }
 
@@ -187,6 +267,50 @@ impl ConnectionTrait for Pool {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let result = self.primary_execute(stmt).await?;
+        self.settle().await;
+        Ok(result)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        // A simple query: one message, one session, nothing prepared.
+        let result = self.conn.execute_unprepared(sql).await?;
+        self.settle().await;
+        Ok(result)
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        if let Some(standby) = &self.standby {
+            if let Some(rows) = standby.read(&stmt).await {
+                return Ok(rows.into_iter().next());
+            }
+            if !is_plain_select(&stmt.sql) {
+                let row = self.primary_query_one(stmt).await?;
+                self.settle().await;
+                return Ok(row);
+            }
+        }
+        self.primary_query_one(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        if let Some(standby) = &self.standby {
+            if let Some(rows) = standby.read(&stmt).await {
+                return Ok(rows);
+            }
+            if !is_plain_select(&stmt.sql) {
+                let rows = self.primary_query_all(stmt).await?;
+                self.settle().await;
+                return Ok(rows);
+            }
+        }
+        self.primary_query_all(stmt).await
+    }
+}
+
+/// Statements on the primary, as the pool mode wants them.
+impl Pool {
+    async fn primary_execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         #[cfg(feature = "postgres")]
         if self.pinned() {
             return pinned::execute(&self.conn, stmt).await;
@@ -194,12 +318,7 @@ impl ConnectionTrait for Pool {
         self.conn.execute_raw(stmt).await
     }
 
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        // A simple query: one message, one session, nothing prepared.
-        self.conn.execute_unprepared(sql).await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+    async fn primary_query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         #[cfg(feature = "postgres")]
         if self.pinned() {
             return pinned::query_one(&self.conn, stmt).await;
@@ -207,7 +326,7 @@ impl ConnectionTrait for Pool {
         self.conn.query_one_raw(stmt).await
     }
 
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+    async fn primary_query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         #[cfg(feature = "postgres")]
         if self.pinned() {
             return pinned::query_all(&self.conn, stmt).await;
@@ -217,13 +336,13 @@ impl ConnectionTrait for Pool {
 }
 
 /// The transactions of a [`Pool`] are sea-orm's, begun on one pooled
-/// connection; in [`PoolMode::Transaction`] their first statement is
-/// `DEALLOCATE ALL`.
+/// connection (on the primary), as [`PoolTransaction`]s; in
+/// [`PoolMode::Transaction`] their first statement is `DEALLOCATE ALL`.
 #[async_trait::async_trait]
 impl TransactionTrait for Pool {
-    type Transaction = DatabaseTransaction;
+    type Transaction = PoolTransaction;
 
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+    async fn begin(&self) -> Result<PoolTransaction, DbErr> {
         self.clear(self.conn.begin().await?).await
     }
 
@@ -231,7 +350,7 @@ impl TransactionTrait for Pool {
         &self,
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
+    ) -> Result<PoolTransaction, DbErr> {
         self.clear(
             self.conn
                 .begin_with_config(isolation_level, access_mode)
@@ -243,7 +362,7 @@ impl TransactionTrait for Pool {
     async fn begin_with_options(
         &self,
         options: TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
+    ) -> Result<PoolTransaction, DbErr> {
         self.clear(self.conn.begin_with_options(options).await?)
             .await
     }
@@ -251,7 +370,7 @@ impl TransactionTrait for Pool {
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
     where
         F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
+                &'c PoolTransaction,
             ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
             + Send,
         T: Send,
@@ -269,7 +388,7 @@ impl TransactionTrait for Pool {
     ) -> Result<T, TransactionError<E>>
     where
         F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
+                &'c PoolTransaction,
             ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
             + Send,
         T: Send,
@@ -280,29 +399,6 @@ impl TransactionTrait for Pool {
             .await
             .map_err(TransactionError::Connection)?;
         run(txn, callback).await
-    }
-}
-
-/// Runs `callback` in `txn`: commits on `Ok`, rolls back on `Err`.
-async fn run<F, T, E>(txn: DatabaseTransaction, callback: F) -> Result<T, TransactionError<E>>
-where
-    F: for<'c> FnOnce(
-            &'c DatabaseTransaction,
-        ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-        + Send,
-    T: Send,
-    E: fmt::Display + fmt::Debug + Send,
-{
-    let result = callback(&txn).await;
-    match result {
-        Ok(value) => {
-            txn.commit().await.map_err(TransactionError::Connection)?;
-            Ok(value)
-        }
-        Err(err) => {
-            txn.rollback().await.map_err(TransactionError::Connection)?;
-            Err(TransactionError::Transaction(err))
-        }
     }
 }
 

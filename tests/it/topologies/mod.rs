@@ -23,6 +23,7 @@ use crate::support::{Backend, TestDb, connect, empty_database, with_database};
 mod galera_migrations;
 mod restarts;
 mod standby;
+mod standby_reads;
 
 const DEFAULT_GALERA_URLS: [&str; 3] = [
     "mysql://root@127.0.0.1:3311/mysql",
