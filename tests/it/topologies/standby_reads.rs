@@ -328,3 +328,36 @@ async fn a_read_url_beside_a_database_other_than_postgres_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reads_from_the_standby_and_names_a_read_url_it_cannot_reach() {
+    use crate::operator::{create_user, expect, json, run_cmd, stderr};
+    let Some(s) = Standby::start().await else {
+        return;
+    };
+    Migrator::up(&s.primary.db, None).await.unwrap();
+    create_user(&s.primary, "listed", &[]);
+    s.caught_up().await;
+    let mut list = crate::operator::gatehouse(&s.primary);
+    list.env("DATABASE_READ_URL", &s.url)
+        .args(["user", "list", "--format", "json"]);
+    let listed = json(&run_cmd(&mut list, ""));
+    assert_eq!(listed["users"][0]["username"], "listed", "{listed}");
+
+    let mut unreachable = crate::operator::gatehouse(&s.primary);
+    unreachable
+        .env(
+            "DATABASE_READ_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/none",
+        )
+        .args(["user", "list"]);
+    let out = run_cmd(&mut unreachable, "");
+    expect(&out, 2);
+    let message = stderr(&out);
+    assert!(message.contains("DATABASE_READ_URL"), "{message}");
+    assert!(
+        !message.contains("hunter2"),
+        "the password stays hidden: {message}"
+    );
+    s.drop().await;
+}
