@@ -168,7 +168,8 @@ impl Pool {
     ///
     /// # Errors
     /// [`Error::Config`] naming `DATABASE_READ_URL` when this pool or `url`
-    /// is not PostgreSQL; [`Error::Db`] when the standby cannot be reached.
+    /// is not PostgreSQL, when the standby cannot be reached (its URL's
+    /// password never shown) or is not in recovery.
     pub async fn with_standby(mut self, url: &str, wait: Duration) -> Result<Self, Error> {
         if self.conn.get_database_backend() != DbBackend::Postgres {
             return Err(Error::Config {
@@ -178,7 +179,7 @@ impl Pool {
                     .into(),
             });
         }
-        self.standby = Some(Standby::connect(url, wait).await?);
+        self.standby = Some(Standby::connect(url, wait, self.mode).await?);
         Ok(self)
     }
 
@@ -427,7 +428,7 @@ impl PoolSource for Pool {
 /// session); rolled back when it fails. Errors map as sea-orm's driver maps
 /// them, so [`crate::Error`] reads them the same.
 #[cfg(feature = "postgres")]
-mod pinned {
+pub(super) mod pinned {
     use std::sync::Arc;
 
     use sea_orm::sqlx::{self, PgPool, Postgres};
@@ -507,7 +508,7 @@ mod pinned {
         finish(txn, result, query_err).await
     }
 
-    pub(super) async fn query_all(
+    pub(in crate::db) async fn query_all(
         conn: &DatabaseConnection,
         stmt: Statement,
     ) -> Result<Vec<QueryResult>, DbErr> {

@@ -361,3 +361,143 @@ async fn the_cli_reads_from_the_standby_and_names_a_read_url_it_cannot_reach() {
     );
     s.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_url_that_is_not_a_standby_is_refused() {
+    let Some(s) = Standby::start().await else {
+        return;
+    };
+    Migrator::up(&s.primary.db, None).await.unwrap();
+    let err = Gatehouse::builder(connect(&s.primary.url).await.unwrap())
+        .config(&Config::from_values(HMAC_HEX, DATA_HEX).unwrap())
+        .read_url(s.primary.url.clone())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { var: "DATABASE_READ_URL", reason } if reason.contains("not in recovery")),
+        "{err}"
+    );
+    s.drop().await;
+}
+
+/// Stops the standby's walreceiver and returns once the standby shows none
+/// streaming. Its walsender on the primary is ended twice: the standby
+/// reconnects at once after the first loss, and only after
+/// `wal_retrieve_retry_interval` (5 s) after the second.
+async fn cut_the_stream(s: &Standby) {
+    for _ in 0..2 {
+        s.primary
+            .db
+            .execute_unprepared("SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let standby = connect(&s.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let row = standby
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        if !row.try_get_by_index::<bool>(0).unwrap() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the walreceiver still streams");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    standby.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_cut_off_from_the_primary_never_lets_a_revoked_session_through() {
+    let Some((s, a, b)) = two_handles(Duration::from_millis(300)).await else {
+        return;
+    };
+    let (_, token) = sign_in(&a, "cut").await;
+    b.validate_session(&token, CLIENT).await.unwrap();
+    cut_the_stream(&s).await;
+    // The standby cannot receive the logout; A's wait runs out.
+    a.logout(&token).await.unwrap();
+    assert!(matches!(
+        b.validate_session(&token, CLIENT).await,
+        Err(Error::Revoked)
+    ));
+    s.caught_up().await;
+    s.drop().await;
+}
+
+/// A TCP proxy to `target` that can be cut: every connection through it,
+/// open or new, ends.
+struct Proxy {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                links.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { port, task }
+    }
+
+    /// Ends the listener and, with it, every connection it carries.
+    fn cut(&self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_that_goes_away_costs_a_bounded_wait_then_the_primary_answers() {
+    let Some(s) = Standby::start().await else {
+        return;
+    };
+    Migrator::up(&s.primary.db, None).await.unwrap();
+    s.caught_up().await;
+    let proxy = Proxy::start("127.0.0.1:5433").await;
+    let name = s.url.rsplit('/').next().unwrap();
+    let gate = Gatehouse::builder(connect(&s.primary.url).await.unwrap())
+        .config(&Config::from_values(HMAC_HEX, DATA_HEX).unwrap())
+        .read_url(format!(
+            "postgres://postgres@127.0.0.1:{}/{name}",
+            proxy.port
+        ))
+        .standby_wait(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let (_, token) = sign_in(&gate, "away").await;
+    gate.validate_session(&token, CLIENT).await.unwrap();
+    proxy.cut();
+    // The first call finds the standby gone (within the pool's bounded
+    // connect); the next ones leave it alone and ask the primary.
+    let started = Instant::now();
+    gate.logout(&token).await.unwrap();
+    assert!(matches!(
+        gate.validate_session(&token, CLIENT).await,
+        Err(Error::Revoked)
+    ));
+    let (_, other) = sign_in(&gate, "after").await;
+    gate.validate_session(&other, CLIENT).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the calls after the standby went away took {took:?}"
+    );
+    s.drop().await;
+}
