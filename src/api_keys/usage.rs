@@ -37,13 +37,16 @@ pub const DEFAULT_USAGE_INTERVAL: Duration = Duration::seconds(60);
 /// permission read only.
 ///
 /// Accuracy: `last_used_at` and `last_used_ip` lag the last use by less than
-/// the interval. `usage_count` never loses a use this process wrote, and
-/// never counts one twice (each process adds only its own uses; concurrent
-/// writers add, never overwrite), but it lags by the uses verified since the
-/// key's last write, per process, until the key's next use after the
-/// interval or [`KeyUsage::flush`]. Uses a process verified and never wrote
-/// (it stopped without a flush) are lost: call [`KeyUsage::flush`] at
-/// shutdown, and periodically where keys go quiet.
+/// the interval. `usage_count` adds, never overwrites: each process adds
+/// the uses it holds, so concurrent writers lose nothing. It lags by the
+/// uses each process holds: a process writes a key's uses only when it is
+/// the one that finds the key's `last_used_at` an interval old, so with
+/// several processes one may hold a busy key's uses for several intervals,
+/// until then or its [`KeyUsage::flush`]. A process that stops without a
+/// flush loses what it holds: call [`KeyUsage::flush`] at shutdown, and
+/// periodically (every interval, say). A write whose commit succeeded but
+/// whose answer was lost is taken for failed: its uses go back to memory and
+/// are added again by the next write.
 #[derive(Clone, Debug)]
 pub struct KeyUsage {
     interval: Duration,
@@ -83,7 +86,9 @@ impl KeyUsage {
     }
 
     /// Records a use of `key`, verified `now` from `ip`: written when due,
-    /// counted in memory otherwise.
+    /// counted in memory otherwise. When the write fails (or the call is
+    /// dropped half way), the uses it carried from memory go back there;
+    /// this use, refused, is not counted.
     pub(super) async fn record<C: ConnectionTrait>(
         &self,
         db: &C,
@@ -91,15 +96,23 @@ impl KeyUsage {
         ip: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let due = key
-            .last_used_at
-            .is_none_or(|last| now - last >= self.interval);
+        let due = self.interval <= Duration::zero()
+            || key
+                .last_used_at
+                .is_none_or(|last| now - last >= self.interval);
         if !due {
             *self.counts().entry(key.id).or_default() += 1;
             return Ok(());
         }
-        let uses = 1 + self.counts().remove(&key.id).unwrap_or(0);
-        self.write(db, key.id, uses, Some((ip, now))).await
+        let held = self.counts().remove(&key.id).unwrap_or(0);
+        let mut back = Held {
+            usage: self,
+            pending: vec![(key.id, held)],
+            written: 0,
+        };
+        write(db, key.id, held + 1, Some((ip, now))).await?;
+        back.written = 1;
+        Ok(())
     }
 
     /// Writes every use counted in memory to `usage_count` (`last_used_*`
@@ -107,48 +120,22 @@ impl KeyUsage {
     /// no longer exist in `db` are dropped.
     ///
     /// # Errors
-    /// A database error; the uses not yet written stay counted.
+    /// A database error; the uses not written yet stay counted (also when
+    /// the call is dropped half way).
     pub async fn flush<C: ConnectionTrait>(&self, db: &C) -> Result<u64, Error> {
         let pending: Vec<(Uuid, u64)> = self.counts().drain().collect();
-        let mut written = 0;
-        for (at, &(id, uses)) in pending.iter().enumerate() {
-            if let Err(err) = self.write(db, id, uses, None).await {
-                let mut counts = self.counts();
-                for &(id, uses) in &pending[at + 1..] {
-                    *counts.entry(id).or_default() += uses;
-                }
-                return Err(err);
-            }
-            written += uses;
+        let mut held = Held {
+            usage: self,
+            pending,
+            written: 0,
+        };
+        let mut uses_written = 0;
+        while let Some(&(id, uses)) = held.pending.get(held.written) {
+            write(db, id, uses, None).await?;
+            held.written += 1;
+            uses_written += uses;
         }
-        Ok(written)
-    }
-
-    /// Adds `uses` to key `id`'s `usage_count` and, with `last`, sets
-    /// `last_used_at` (and `last_used_ip` when known). On failure the uses
-    /// go back to the in-memory count.
-    async fn write<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        id: Uuid,
-        uses: u64,
-        last: Option<(Option<String>, DateTime<Utc>)>,
-    ) -> Result<(), Error> {
-        use api_keys::Column as K;
-        let added = i64::try_from(uses).unwrap_or(i64::MAX);
-        let mut update = api_keys::Entity::update_many()
-            .col_expr(K::UsageCount, Expr::col(K::UsageCount).add(added));
-        if let Some((ip, now)) = last {
-            update = update.col_expr(K::LastUsedAt, now.into());
-            if let Some(ip) = ip {
-                update = update.col_expr(K::LastUsedIp, ip.into());
-            }
-        }
-        if let Err(err) = update.filter(K::Id.eq(id)).exec(db).await {
-            *self.counts().entry(id).or_default() += uses;
-            return Err(err.into());
-        }
-        Ok(())
+        Ok(uses_written)
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, u64>> {
@@ -157,6 +144,48 @@ impl KeyUsage {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Uses taken out of memory for a write: what is not marked written goes
+/// back when this is dropped (an error, or a cancelled call).
+struct Held<'a> {
+    usage: &'a KeyUsage,
+    pending: Vec<(Uuid, u64)>,
+    written: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let rest = self.pending.get(self.written..).unwrap_or_default();
+        if rest.iter().any(|&(_, uses)| uses > 0) {
+            let mut counts = self.usage.counts();
+            for &(id, uses) in rest.iter().filter(|&&(_, uses)| uses > 0) {
+                *counts.entry(id).or_default() += uses;
+            }
+        }
+    }
+}
+
+/// Adds `uses` to key `id`'s `usage_count` and, with `last`, sets
+/// `last_used_at` (and `last_used_ip` when known).
+async fn write<C: ConnectionTrait>(
+    db: &C,
+    id: Uuid,
+    uses: u64,
+    last: Option<(Option<String>, DateTime<Utc>)>,
+) -> Result<(), Error> {
+    use api_keys::Column as K;
+    let added = i64::try_from(uses).unwrap_or(i64::MAX);
+    let mut update = api_keys::Entity::update_many()
+        .col_expr(K::UsageCount, Expr::col(K::UsageCount).add(added));
+    if let Some((ip, now)) = last {
+        update = update.col_expr(K::LastUsedAt, now.into());
+        if let Some(ip) = ip {
+            update = update.col_expr(K::LastUsedIp, ip.into());
+        }
+    }
+    update.filter(K::Id.eq(id)).exec(db).await?;
+    Ok(())
 }
 
 /// Counts one use of key `id` in its rate-limit window, or refuses it.
