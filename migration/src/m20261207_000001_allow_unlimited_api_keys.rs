@@ -8,8 +8,10 @@
 //! (`MODIFY`). SQLite cannot change a column's constraints in place, so the
 //! table is rebuilt the way SQLite documents it (create the new table, copy
 //! the rows, drop the old one, rename, create the indexes again), inside the
-//! migration's transaction (see `use_transaction`): nothing refers to
-//! `api_keys`, so the drop touches no other table.
+//! migration's transaction (see `use_transaction`). gatehouse has nothing
+//! that refers to `api_keys`; when an application's table, index or trigger
+//! does, the migration refuses before it changes anything (dropping the
+//! table would delete the referring rows), saying what to do.
 //!
 //! `down` gives every key without a limit the default of 60 per minute, then
 //! puts the `NOT NULL` back.
@@ -25,6 +27,17 @@ const DEFAULT_LIMIT: i32 = 60;
 
 /// The rebuilt table's name while the old one still exists (SQLite only).
 const REBUILT: &str = "api_keys_rebuilt";
+
+/// Refuses the SQLite rebuild, before it changes anything, when an
+/// application's table refers to `api_keys` or its own index or trigger is
+/// on it: dropping `api_keys` would delete the referring rows (or fail) and
+/// drop the index or trigger. The count goes into a column whose CHECK
+/// names the problem, so that SQLite's error says what to do.
+const GUARD: [&str; 3] = [
+    r#"CREATE TEMP TABLE "gatehouse_api_keys_guard" ("found" integer NOT NULL CONSTRAINT "an application table, index or trigger refers to api_keys: drop it, run this migration, then create it again" CHECK ("found" = 0))"#,
+    r#"INSERT INTO "gatehouse_api_keys_guard" ("found") SELECT (SELECT count(*) FROM "sqlite_master" AS "m", pragma_foreign_key_list("m"."name") AS "f" WHERE "m"."type" = 'table' AND "m"."name" NOT IN ('api_keys', 'api_keys_rebuilt') AND "f"."table" = 'api_keys') + (SELECT count(*) FROM "sqlite_master" WHERE "tbl_name" = 'api_keys' AND ("type" = 'trigger' OR ("type" = 'index' AND "sql" IS NOT NULL AND "name" NOT IN ('idx-api_keys-key_hash', 'idx-api_keys-user_id', 'idx-api_keys-key_prefix'))))"#,
+    r#"DROP TABLE "gatehouse_api_keys_guard""#,
+];
 
 #[derive(DeriveIden, Clone, Copy)]
 enum RateWindow {
@@ -109,6 +122,12 @@ async fn set_nullable(manager: &SchemaManager<'_>, nullable: bool) -> Result<(),
 /// migration, in order, and `rate_limit_per_minute` nullable or not.
 async fn rebuild_on_sqlite(manager: &SchemaManager<'_>, nullable: bool) -> Result<(), DbErr> {
     let db = DbBackend::Sqlite;
+    let connection = manager.get_connection();
+    for sql in GUARD {
+        connection
+            .execute_raw(Statement::from_string(db, sql))
+            .await?;
+    }
     let rebuilt = Alias::new(REBUILT);
     manager
         .create_table(
@@ -172,7 +191,6 @@ async fn rebuild_on_sqlite(manager: &SchemaManager<'_>, nullable: bool) -> Resul
     ]
     .map(|c| format!("\"{c}\""))
     .join(", ");
-    let connection = manager.get_connection();
     for sql in [
         format!(r#"INSERT INTO "{REBUILT}" ({columns}) SELECT {columns} FROM "api_keys""#),
         r#"DROP TABLE "api_keys""#.to_owned(),

@@ -337,6 +337,28 @@ async fn the_optional_limit_migration_keeps_every_key(t: TestDb) {
         "before the migration every key has a limit"
     );
 
+    if t.backend == crate::support::Backend::Sqlite {
+        // SQLite rebuilds the table: an application's table that refers to
+        // it stops the migration before anything changes.
+        use sea_orm::ConnectionTrait;
+        t.db.execute_unprepared(
+            "CREATE TABLE app_key_notes (id INTEGER PRIMARY KEY, \
+             key_id TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE)",
+        )
+        .await
+        .unwrap();
+        t.db.execute_unprepared("INSERT INTO app_key_notes (key_id) SELECT id FROM api_keys")
+            .await
+            .unwrap();
+        let refused = Migrator::up(&t.db, None).await.unwrap_err().to_string();
+        assert!(refused.contains("refers to api_keys"), "{refused}");
+        assert_eq!(t.count("app_key_notes").await, 1, "the note is kept");
+        assert!(insert(None).await.is_err(), "nothing changed");
+        t.db.execute_unprepared("DROP TABLE app_key_notes")
+            .await
+            .unwrap();
+    }
+
     Migrator::up(&t.db, None).await.unwrap();
     let row = stored(&t, limited).await;
     assert_eq!(
