@@ -16,6 +16,10 @@ mod handwritten;
 mod measure;
 #[path = "services/setup.rs"]
 mod setup;
+#[path = "services/standby.rs"]
+mod standby;
+#[path = "services/tower.rs"]
+mod tower;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -34,7 +38,7 @@ use serde_json::json;
 
 use fill::{Fixture, PASSWORD, Scale};
 use handwritten::{SessionKeys, Statements};
-use measure::{Rng, Stats, interleaved, round1, round3};
+use measure::{Rng, Stats, interleaved, round1, round3, throughput};
 use setup::{Backend, BenchDb};
 
 /// A fixed key, so that runs are comparable; never a real deployment's key.
@@ -192,7 +196,20 @@ struct BackendReport {
     rows: Vec<Row>,
     argon2: Argon2Report,
     trivial: TrivialReport,
+    standby: Option<standby::StandbyReport>,
+    /// W1 calls per second at each client count: [gatehouse, sqlx].
+    w1_throughput: Vec<(usize, Vec<f64>)>,
+    /// W1 against tower-sessions loading a session: [gatehouse, tower].
+    w1_tower: Option<[Stats; 2]>,
 }
+
+/// Sessions the tower-sessions peer stores.
+const TOWER_SESSIONS: usize = 1_000;
+
+/// Calls in flight at once for the W1 throughput.
+const CLIENTS: [usize; 2] = [8, 64];
+/// How long each peer runs per client count and rotation.
+const THROUGHPUT_RUN: Duration = Duration::from_secs(3);
 
 /// Tables whose statistics the planners get fresh after the bulk load.
 const TABLES: [&str; 7] = [
@@ -271,6 +288,7 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
     let warmup = (n / 10).max(20);
     let mut rows = Vec::new();
 
+    touch_sessions(&service, &tuned, &fixture).await?;
     let stats = interleaved("W1 sessions", 3, warmup, n, async |peer| {
         let s = rng.pick(&fixture.sessions);
         let client = ClientInfo {
@@ -311,6 +329,75 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
         goal_vs_sqlx: Some(1.15),
         goal_vs_default: Some(1.3),
     });
+
+    let w1_tower = match tower::setup(backend, &bench.url, TOWER_SESSIONS).await? {
+        Some(peer) => {
+            touch_sessions(&service, &tuned, &fixture).await?;
+            let stats = interleaved("W1 vs tower-sessions", 2, warmup, n, async |p| {
+                match p {
+                    0 => {
+                        let s = rng.pick(&fixture.sessions);
+                        let client = ClientInfo {
+                            ip: Some(s.ip),
+                            user_agent: Some(s.user_agent),
+                        };
+                        drop(
+                            service
+                                .validate(&tuned, &s.token, client, Utc::now())
+                                .await?,
+                        );
+                    }
+                    _ => peer.load(rng.pick(&peer.ids)).await?,
+                }
+                Ok(())
+            })
+            .await?;
+            Some([stats[0], stats[1]])
+        }
+        None => None,
+    };
+
+    let mut w1_throughput = Vec::new();
+    for clients in CLIENTS {
+        touch_sessions(&service, &tuned, &fixture).await?;
+        let label = format!("W1 x{clients}");
+        let rates = throughput(
+            &label,
+            2,
+            clients,
+            THROUGHPUT_RUN,
+            async |peer, client, i| {
+                let at = (client * 7919 + i as usize * 31) % fixture.sessions.len();
+                let s = &fixture.sessions[at];
+                let client = ClientInfo {
+                    ip: Some(s.ip),
+                    user_agent: Some(s.user_agent),
+                };
+                match peer {
+                    0 => drop(
+                        service
+                            .validate(&tuned, &s.token, client, Utc::now())
+                            .await?,
+                    ),
+                    _ => drop(
+                        handwritten::validate_session(
+                            &sqlx,
+                            &sql,
+                            &keys,
+                            &s.token,
+                            client.ip,
+                            client.user_agent,
+                            Utc::now(),
+                        )
+                        .await?,
+                    ),
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        w1_throughput.push((clients, rates));
+    }
 
     let stats = interleaved("W2 API keys", 3, warmup, n, async |peer| {
         let key = rng.pick(&fixture.api_keys);
@@ -358,6 +445,8 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
         goal_vs_default: Some(1.3),
     });
 
+    let standby = standby::run(bench, &tuned, &service, &fixture, &mut rng, n, warmup).await?;
+
     let list_n = args.list_iterations;
     let stats = interleaved("W7 list 10k", 3, 3, list_n, async |peer| {
         let listed = match peer {
@@ -393,7 +482,28 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
         rows,
         argon2,
         trivial,
+        standby,
+        w1_throughput,
+        w1_tower,
     })
+}
+
+/// Validates every sampled session once, so that the timed validations
+/// that follow within `SessionPolicy::activity_interval` (60 s) are the
+/// steady state of a session in use: the read, with no activity to record.
+async fn touch_sessions(
+    service: &Sessions,
+    db: &DatabaseConnection,
+    fixture: &Fixture,
+) -> Result<()> {
+    for s in &fixture.sessions {
+        let client = ClientInfo {
+            ip: Some(s.ip),
+            user_agent: Some(s.user_agent),
+        };
+        service.validate(db, &s.token, client, Utc::now()).await?;
+    }
+    Ok(())
 }
 
 /// W7 through the typed API: the first 10k accounts in order of creation.
@@ -615,6 +725,73 @@ fn print_report(r: &BackendReport, args: &Args) {
             row.verdicts().join("; ")
         );
     }
+    println!();
+    match &r.w1_tower {
+        Some([g, t]) => {
+            let ratio = g.p50_us / t.p50_us;
+            println!(
+                "- W1 against tower-sessions' sqlx store loading a session of the same content: \
+                 gatehouse p50 {} / p99 {}, tower-sessions p50 {} / p99 {}: {ratio:.2}x ({:.2}x) \
+                 (goal ≤ 1.1x: {}).",
+                ms(g.p50_us),
+                ms(g.p99_us),
+                ms(t.p50_us),
+                ms(t.p99_us),
+                g.p99_us / t.p99_us,
+                if ratio <= 1.1 { "met" } else { "MISSED" }
+            );
+        }
+        None => println!(
+            "- W1 against tower-sessions: no peer on {} (its SQLite store is on sqlx 0.8, whose \
+             SQLite library cannot link beside sqlx 0.9's).",
+            r.backend.label()
+        ),
+    }
+    for (clients, rates) in &r.w1_throughput {
+        let ratio = rates[0] / rates[1].max(1e-9);
+        let verdict = match *clients {
+            64 if ratio >= 0.9 => " (goal ≥ 0.9x at 64: met)",
+            64 => " (goal ≥ 0.9x at 64: MISSED)",
+            _ => "",
+        };
+        println!(
+            "- W1 throughput, {clients} clients in flight: gatehouse {:.0} calls/s, hand-written \
+             sqlx {:.0} calls/s: {ratio:.2}x{verdict}.",
+            rates[0], rates[1]
+        );
+    }
+    if let Some(st) = &r.standby {
+        println!();
+        println!(
+            "From the hot standby (`Pool::with_standby`) against the primary, interleaved; \
+             {} reads served by the standby, {} sent to the primary instead:",
+            st.served, st.primary
+        );
+        println!();
+        println!(
+            "| workload | primary p50 / p99 | standby p50 / p99 | standby ÷ primary p50 (p99) | goal |"
+        );
+        println!("|---|--:|--:|--:|---|");
+        for (id, name, [p, s]) in &st.rows {
+            let (r50, r99) = (s.p50_us / p.p50_us, s.p99_us / p.p99_us);
+            let verdict = if *id == "W1" {
+                if r50 <= 1.2 {
+                    "≤ 1.2x: met"
+                } else {
+                    "≤ 1.2x: MISSED"
+                }
+            } else {
+                "—"
+            };
+            println!(
+                "| {id} {name} | {} / {} | {} / {} | {r50:.2}x ({r99:.2}x) | {verdict} |",
+                ms(p.p50_us),
+                ms(p.p99_us),
+                ms(s.p50_us),
+                ms(s.p99_us),
+            );
+        }
+    }
     let a = &r.argon2;
     println!();
     println!(
@@ -665,6 +842,21 @@ fn report_json(r: &BackendReport) -> serde_json::Value {
             "goal_met": r.trivial.loaded.p99_us < 5_000.0,
             "logins_per_second": round1(r.trivial.logins as f64 / r.trivial.login_seconds.max(1e-9)),
         },
+        "w1_vs_tower_sessions": r.w1_tower.as_ref().map(|[g, t]| json!({
+            "gatehouse": g.json(), "tower_sessions": t.json(),
+        })),
+        "w1_throughput": r.w1_throughput.iter().map(|(clients, rates)| json!({
+            "clients": clients,
+            "gatehouse_per_s": round1(rates[0]),
+            "sqlx_per_s": round1(rates[1]),
+        })).collect::<Vec<_>>(),
+        "standby": r.standby.as_ref().map(|st| json!({
+            "served": st.served,
+            "sent_to_primary": st.primary,
+            "workloads": st.rows.iter().map(|(id, name, [p, s])| json!({
+                "id": id, "name": name, "primary": p.json(), "standby": s.json(),
+            })).collect::<Vec<_>>(),
+        })),
     })
 }
 

@@ -228,7 +228,7 @@ pub struct SessionKeys<'a> {
 }
 
 /// `Sessions::validate`'s successful path: one query (session, key status,
-/// recent failures), the same checks, one `UPDATE`.
+/// recent failures), the same checks, and the `UPDATE` when it is due.
 pub async fn validate_session(
     pool: &SqlxPool,
     sql: &Statements,
@@ -332,6 +332,15 @@ pub async fn validate_session(
         recent_failures: u64::try_from(recent_failures).unwrap_or(0),
     });
     ensure!(score < keys.policy.risk_revoke_at, "risky");
+    // Activity is recorded as the service records it: once per interval
+    // (at most a tenth of the idle timeout), or when the risk score changed.
+    let interval = keys
+        .policy
+        .activity_interval
+        .min(keys.policy.idle_timeout / 10);
+    if now - session.last_activity_at < interval && score == session.risk_score {
+        return Ok(session);
+    }
     let updated = on_pool!(pool, |p| {
         sqlx::query(sql.update_session)
             .bind(now)

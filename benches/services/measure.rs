@@ -115,3 +115,71 @@ pub async fn interleaved(
     progress.finish_and_clear();
     Ok(samples.into_iter().map(Stats::of).collect())
 }
+
+/// Calls per second of each peer with `clients` calls in flight at once:
+/// `op(peer, client, i)` runs in `clients` loops that share one task (so the
+/// Rust side of every peer gets the same thread; the database gets the
+/// rest), each peer for `run_for` in turn, in two rotations (AB, BA); the
+/// better of each peer's two runs counts.
+pub async fn throughput(
+    label: &str,
+    peers: usize,
+    clients: usize,
+    run_for: Duration,
+    op: impl AsyncFn(usize, usize, u64) -> Result<()>,
+) -> Result<Vec<f64>> {
+    let progress = bar(label, 2 * peers);
+    let mut best = vec![0.0_f64; peers];
+    for rotation in 0..2 {
+        for k in 0..peers {
+            let peer = (rotation + k) % peers;
+            let deadline = Instant::now() + run_for;
+            let started = Instant::now();
+            let loops = (0..clients).map(|client| {
+                let op = &op;
+                async move {
+                    let mut calls = 0_u64;
+                    while Instant::now() < deadline {
+                        op(peer, client, calls).await?;
+                        calls += 1;
+                    }
+                    Ok::<u64, anyhow::Error>(calls)
+                }
+            });
+            let calls: u64 = join_all(loops.collect()).await?.into_iter().sum();
+            let rate = calls as f64 / started.elapsed().as_secs_f64();
+            best[peer] = best[peer].max(rate);
+            progress.inc(1);
+        }
+    }
+    progress.finish_and_clear();
+    Ok(best)
+}
+
+/// Polls every future until all are done; the first error wins.
+async fn join_all<T, F: std::future::Future<Output = Result<T>>>(
+    futures: Vec<F>,
+) -> Result<Vec<T>> {
+    use std::task::Poll;
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (future, slot) in futures.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none()
+                && let Poll::Ready(result) = future.as_mut().poll(cx)
+            {
+                match result {
+                    Ok(value) => *slot = Some(value),
+                    Err(err) => return Poll::Ready(Err(err)),
+                }
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await?;
+    Ok(done.into_iter().flatten().collect())
+}
