@@ -57,6 +57,16 @@ pub const DATABASE_URL_VAR: &str = "DATABASE_URL";
 /// migration CLI's, which exists only with the `cli` feature).
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
 
+#[cfg(test)]
+#[tokio::test]
+async fn a_url_that_cannot_be_parsed_is_never_quoted_with_its_password() {
+    let url = "postgres://app:hunter2@127.0.0.1:99999/x";
+    let err = connect(url).await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    let err = Pool::connect(url, PoolMode::Session).await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+}
+
 #[cfg(all(test, feature = "cli"))]
 #[test]
 fn the_default_database_is_the_migration_clis() {
@@ -195,7 +205,21 @@ fn sea_orm_unknown_variable(err: &sea_orm::DbErr) -> bool {
 /// [`Error::Db`] when the server cannot be reached.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
     check_scheme(url)?;
-    Ok(Database::connect(connect_options(url)).await?)
+    Database::connect(connect_options(url))
+        .await
+        .map_err(|err| Error::Db(without_secrets(err, url)))
+}
+
+/// A connection error with `url`'s password (and the whole URL where the
+/// driver quotes it) masked: drivers quote the URL they could not parse.
+pub(crate) fn without_secrets(err: sea_orm::DbErr, url: &str) -> sea_orm::DbErr {
+    let text = err.to_string();
+    let masked = gatehouse_migration::redact::text(&text, url);
+    if masked == text {
+        err
+    } else {
+        sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal(masked))
+    }
 }
 
 /// Refuses a server that accepts no writes (a PostgreSQL hot standby, a

@@ -109,7 +109,9 @@ impl Pool {
             #[cfg(feature = "postgres")]
             options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
         }
-        let conn = sea_orm::Database::connect(options).await?;
+        let conn = sea_orm::Database::connect(options)
+            .await
+            .map_err(|err| super::without_secrets(err, url))?;
         Ok(Self {
             conn,
             mode,
