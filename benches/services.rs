@@ -291,10 +291,7 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
     touch_sessions(&service, &tuned, &fixture).await?;
     let stats = interleaved("W1 sessions", 3, warmup, n, async |peer| {
         let s = rng.pick(&fixture.sessions);
-        let client = ClientInfo {
-            ip: Some(s.ip),
-            user_agent: Some(s.user_agent),
-        };
+        let client = s.client();
         match peer {
             0 => drop(
                 service
@@ -337,10 +334,7 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
                 match p {
                     0 => {
                         let s = rng.pick(&fixture.sessions);
-                        let client = ClientInfo {
-                            ip: Some(s.ip),
-                            user_agent: Some(s.user_agent),
-                        };
+                        let client = s.client();
                         drop(
                             service
                                 .validate(&tuned, &s.token, client, Utc::now())
@@ -369,10 +363,7 @@ async fn run_backend(bench: &BenchDb, args: &Args) -> Result<BackendReport> {
             async |peer, client, i| {
                 let at = (client * 7919 + i as usize * 31) % fixture.sessions.len();
                 let s = &fixture.sessions[at];
-                let client = ClientInfo {
-                    ip: Some(s.ip),
-                    user_agent: Some(s.user_agent),
-                };
+                let client = s.client();
                 match peer {
                     0 => drop(
                         service
@@ -497,10 +488,7 @@ async fn touch_sessions(
     fixture: &Fixture,
 ) -> Result<()> {
     for s in &fixture.sessions {
-        let client = ClientInfo {
-            ip: Some(s.ip),
-            user_agent: Some(s.user_agent),
-        };
+        let client = s.client();
         service.validate(db, &s.token, client, Utc::now()).await?;
     }
     Ok(())
@@ -524,10 +512,7 @@ async fn check_peers_agree(
 ) -> Result<()> {
     let now = Utc::now();
     for s in fixture.sessions.iter().take(3) {
-        let client = ClientInfo {
-            ip: Some(s.ip),
-            user_agent: Some(s.user_agent),
-        };
+        let client = s.client();
         let a = service.validate(tuned, &s.token, client, now).await?;
         let b = handwritten::validate_session(
             sqlx,

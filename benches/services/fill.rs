@@ -70,6 +70,16 @@ pub struct SessionSample {
     pub user_agent: &'static str,
 }
 
+impl SessionSample {
+    /// The client the session was created from, as a validation presents it.
+    pub fn client(&self) -> gatehouse::ClientInfo<'static> {
+        gatehouse::ClientInfo {
+            ip: Some(self.ip),
+            user_agent: Some(self.user_agent),
+        }
+    }
+}
+
 /// What the workloads draw their inputs from.
 pub struct Fixture {
     pub sessions: Vec<SessionSample>,

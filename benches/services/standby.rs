@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use gatehouse::db::Pool;
-use gatehouse::{ClientInfo, Sessions, rbac};
+use gatehouse::{Sessions, rbac};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::fill::Fixture;
@@ -103,10 +103,7 @@ pub async fn run(
         .await?;
     let sessions = &fixture.sessions[..SESSIONS.min(fixture.sessions.len())];
     for s in sessions {
-        let client = ClientInfo {
-            ip: Some(s.ip),
-            user_agent: Some(s.user_agent),
-        };
+        let client = s.client();
         service
             .validate(&pool, &s.token, client, Utc::now())
             .await?;
@@ -115,10 +112,7 @@ pub async fn run(
     let mut rows = Vec::new();
     let stats = interleaved("W1 standby", 2, warmup, n, async |peer| {
         let s = rng.pick(sessions);
-        let client = ClientInfo {
-            ip: Some(s.ip),
-            user_agent: Some(s.user_agent),
-        };
+        let client = s.client();
         match peer {
             0 => drop(
                 service

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use gatehouse::api_keys::{self, NewApiKey};
 use gatehouse::db::Pool;
+use gatehouse::db::standby::DEFAULT_WAIT;
 use gatehouse::rbac::{self, Actor};
 use gatehouse::{ClientInfo, Config, Error, Gatehouse, LoginRequest, NewAccount};
 use gatehouse_migration::{Migrator, MigratorTrait};
@@ -28,28 +29,25 @@ const CLIENT: ClientInfo<'static> = ClientInfo {
     user_agent: Some("standby tests"),
 };
 
+/// A handle on the primary at `primary` reading from `read_url`, each write
+/// waiting at most `wait` for the standby.
+async fn handle(primary: &str, read_url: String, wait: Duration) -> Result<Gatehouse, Error> {
+    Gatehouse::builder(connect(primary).await.unwrap())
+        .config(&Config::from_values(HMAC_HEX, DATA_HEX).unwrap())
+        .read_url(read_url)
+        .standby_wait(wait)
+        .build()
+        .await
+}
+
 /// The migrated database and two handles on it that read from the standby:
 /// two processes of one application, as far as the standby can tell.
 async fn two_handles(wait: Duration) -> Option<(Standby, Gatehouse, Gatehouse)> {
     let s = Standby::start().await?;
     Migrator::up(&s.primary.db, None).await.unwrap();
     s.caught_up().await;
-    let config = Config::from_values(HMAC_HEX, DATA_HEX).unwrap();
-    let mut handles = Vec::new();
-    for _ in 0..2 {
-        let primary = connect(&s.primary.url).await.unwrap();
-        handles.push(
-            Gatehouse::builder(primary)
-                .config(&config)
-                .read_url(s.url.clone())
-                .standby_wait(wait)
-                .build()
-                .await
-                .unwrap(),
-        );
-    }
-    let b = handles.pop().unwrap();
-    let a = handles.pop().unwrap();
+    let a = handle(&s.primary.url, s.url.clone(), wait).await.unwrap();
+    let b = handle(&s.primary.url, s.url.clone(), wait).await.unwrap();
     assert!(a.db().has_standby() && b.db().has_standby());
     Some((s, a, b))
 }
@@ -368,10 +366,7 @@ async fn a_read_url_that_is_not_a_standby_is_refused() {
         return;
     };
     Migrator::up(&s.primary.db, None).await.unwrap();
-    let err = Gatehouse::builder(connect(&s.primary.url).await.unwrap())
-        .config(&Config::from_values(HMAC_HEX, DATA_HEX).unwrap())
-        .read_url(s.primary.url.clone())
-        .build()
+    let err = handle(&s.primary.url, s.primary.url.clone(), DEFAULT_WAIT)
         .await
         .unwrap_err();
     assert!(
@@ -471,16 +466,13 @@ async fn a_standby_that_goes_away_costs_a_bounded_wait_then_the_primary_answers(
     s.caught_up().await;
     let proxy = Proxy::start("127.0.0.1:5433").await;
     let name = s.url.rsplit('/').next().unwrap();
-    let gate = Gatehouse::builder(connect(&s.primary.url).await.unwrap())
-        .config(&Config::from_values(HMAC_HEX, DATA_HEX).unwrap())
-        .read_url(format!(
-            "postgres://postgres@127.0.0.1:{}/{name}",
-            proxy.port
-        ))
-        .standby_wait(Duration::from_millis(300))
-        .build()
-        .await
-        .unwrap();
+    let gate = handle(
+        &s.primary.url,
+        format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port),
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap();
     let (_, token) = sign_in(&gate, "away").await;
     gate.validate_session(&token, CLIENT).await.unwrap();
     proxy.cut();
