@@ -59,6 +59,7 @@ pub struct Statements {
     /// `held[n]`: the held-permissions query for `n` scopes.
     held: Vec<&'static str>,
     count_use: &'static str,
+    record_use: &'static str,
     has_permission: &'static str,
     list_users: &'static str,
 }
@@ -121,6 +122,11 @@ impl Statements {
                  rate_window_minute = CASE WHEN rate_window_minute >= ? THEN rate_window_minute ELSE ? END, \
                  usage_count = usage_count + 1, last_used_at = ?, last_used_ip = ? \
                  WHERE id = ? AND (rate_window_minute < ? OR rate_window_count < rate_limit_per_minute)",
+            ),
+            record_use: dialect(
+                backend,
+                "UPDATE api_keys SET usage_count = usage_count + ?, last_used_at = ?, last_used_ip = ? \
+                 WHERE id = ?",
             ),
             has_permission: dialect(
                 backend,
@@ -383,12 +389,21 @@ pub struct ApiKeyRow {
     pub rate_window_count: i32,
 }
 
-/// `api_keys::verify`'s successful path: the key with its owner, the
-/// owner's permissions among the key's scopes, the counting `UPDATE`.
-/// Returns the held scopes, sorted.
+/// Uses of keys without a per-minute limit not written yet, per key.
+pub type HeldUses = std::sync::Mutex<std::collections::HashMap<Uuid, u64>>;
+
+/// How often a key without a limit writes its use, as the service's default.
+const USAGE_INTERVAL: chrono::Duration = chrono::Duration::seconds(60);
+
+/// `api_keys::verify_with`'s successful path: the key with its owner, the
+/// owner's permissions among the key's scopes, then the counting `UPDATE`
+/// for a key with a per-minute limit, or for one without, the use written
+/// when the key's last write is an interval old and held in `held_uses`
+/// otherwise. Returns the held scopes, sorted.
 pub async fn verify_key(
     pool: &SqlxPool,
     sql: &Statements,
+    held_uses: &HeldUses,
     key: &str,
     client_ip: Option<&str>,
     now: DateTime<Utc>,
@@ -475,6 +490,29 @@ pub async fn verify_key(
         .cloned()
         .collect();
     held.sort();
+    if record.rate_limit_per_minute.is_none() {
+        let due = record
+            .last_used_at
+            .is_none_or(|last| now - last >= USAGE_INTERVAL);
+        let mut uses = held_uses.lock().expect("not poisoned");
+        if !due {
+            *uses.entry(record.id).or_default() += 1;
+            return Ok(held);
+        }
+        let count = 1 + uses.remove(&record.id).unwrap_or(0);
+        drop(uses);
+        on_pool!(pool, |p| {
+            sqlx::query(sql.record_use)
+                .bind(i64::try_from(count)?)
+                .bind(now)
+                .bind(ip.map(|ip| ip.to_string()))
+                .bind(record.id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        return Ok(held);
+    }
     let window = now.timestamp().div_euclid(WINDOW_SECS);
     let counted = on_pool!(pool, |p| {
         sqlx::query(sql.count_use)
