@@ -87,6 +87,8 @@ const FRESH: &str = "gatehouse_fresh";
 /// A hot standby and what this process knows of it; shared by a pool's clones.
 pub struct Standby {
     conn: DatabaseConnection,
+    // Read under transaction pooling only, which is PostgreSQL's.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     mode: PoolMode,
     wait: Duration,
     /// The WAL position (as a number) the standby must have replayed before
