@@ -232,6 +232,23 @@ impl Drop for ResumeReplay {
     }
 }
 
+/// Polls `sql`, one boolean, on `db` until it is true (at most 10 s).
+async fn until(db: &sea_orm::DatabaseConnection, sql: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = db
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get_by_index::<bool>(0).unwrap() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "waited 10 s for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn replay_paused(url: &str, paused: bool) {
     let db = connect(url).await.unwrap();
     let call = if paused {
@@ -241,23 +258,12 @@ async fn replay_paused(url: &str, paused: bool) {
     };
     db.execute_unprepared(call).await.unwrap();
     if paused {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let row = db
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    "SELECT pg_get_wal_replay_pause_state()",
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            let state: String = row.try_get_by_index(0).unwrap();
-            if state == "paused" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "replay still {state}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until(
+            &db,
+            "SELECT pg_get_wal_replay_pause_state() = 'paused'",
+            "replay is paused",
+        )
+        .await;
     }
     db.close().await.unwrap();
 }
@@ -390,22 +396,12 @@ async fn cut_the_stream(s: &Standby) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let standby = connect(&s.url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let row = standby
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        if !row.try_get_by_index::<bool>(0).unwrap() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the walreceiver still streams");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until(
+        &standby,
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')",
+        "the walreceiver stopped streaming",
+    )
+    .await;
     standby.close().await.unwrap();
 }
 
